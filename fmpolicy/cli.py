@@ -1,0 +1,101 @@
+"""``fmpolicy <command> key=value ...``: the one entry point users run.
+
+Commands: train, eval, deploy (and the fine-tuning and benchmark commands as
+they land). Bad input ends with one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fmpolicy.config import compose, parse_overrides
+from fmpolicy.errors import UserError
+
+USAGE = """usage: fmpolicy COMMAND key=value ...
+
+  train     task=pusht_lowdim method=fm dataset.path=PATH train.steps=N out=DIR
+  eval      checkpoint=PATH eval.episodes=N eval.nfe=K out=DIR
+  deploy    checkpoint=PATH deploy.steps=300 out=DIR
+"""
+
+
+def _split_checkpoint(overrides: dict[str, Any], required: bool) -> tuple[str | None, dict[str, Any]]:
+    overrides = dict(overrides)
+    ckpt = overrides.pop("checkpoint", None)
+    if required and not ckpt:
+        raise UserError("no checkpoint given: pass checkpoint=RUN_DIR (or a .pt file written by fmpolicy train)")
+    return ckpt, overrides
+
+
+def cmd_train(overrides: dict[str, Any]) -> None:
+    from fmpolicy.policy.pretrain import pretrain
+
+    cfg = compose(overrides)
+    result = pretrain(cfg)
+    print(f"checkpoint: {result.checkpoint}")
+    print(f"training throughput: {result.samples_per_s:.0f} samples/s")
+
+
+def _checkpoint_config(ckpt: str, overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The checkpoint's config with run-time overrides (eval.*, deploy.*, out, ...) applied."""
+    from fmpolicy.policy.checkpoint import load_checkpoint
+
+    payload = load_checkpoint(ckpt)
+    return payload, compose(overrides, base=payload["config"])
+
+
+def cmd_eval(overrides: dict[str, Any]) -> None:
+    from fmpolicy.eval.rollout import evaluate_checkpoint
+
+    ckpt, overrides = _split_checkpoint(overrides, required=True)
+    overrides.setdefault("out", str(Path(ckpt) / "eval" if Path(ckpt).is_dir() else Path(ckpt).parent / "eval"))
+    payload, cfg = _checkpoint_config(ckpt, overrides)
+    metrics = evaluate_checkpoint(payload, cfg, Path(cfg["out"]))
+    print(
+        f"score {metrics['score']:.3f} [{metrics['score_ci95'][0]:.3f}, {metrics['score_ci95'][1]:.3f}]  "
+        f"success {metrics['success_rate']:.3f} [{metrics['success_ci95'][0]:.3f}, {metrics['success_ci95'][1]:.3f}]  "
+        f"over {metrics['n_episodes']} episodes at NFE {metrics['nfe']} -> {cfg['out']}/metrics.json"
+    )
+
+
+def cmd_deploy(overrides: dict[str, Any]) -> None:
+    from fmpolicy.eval.deploy import deploy
+
+    ckpt, overrides = _split_checkpoint(overrides, required=True)
+    overrides.setdefault("out", str(Path(ckpt) / "deploy" if Path(ckpt).is_dir() else Path(ckpt).parent / "deploy"))
+    payload, cfg = _checkpoint_config(ckpt, overrides)
+    deploy(payload, cfg, Path(cfg["out"]))
+
+
+COMMANDS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "deploy": cmd_deploy,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    command, args = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"error: unknown command '{command}': choose one of {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    try:
+        COMMANDS[command](parse_overrides(args))
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: re-run the same command to resume from the last checkpoint", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

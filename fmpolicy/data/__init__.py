@@ -1,0 +1,1 @@
+"""Dataset readers, windowed sampling and demonstration generation."""

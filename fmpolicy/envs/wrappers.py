@@ -1,0 +1,92 @@
+"""Wrappers shared by all suites: observation history, action-chunk execution, video."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+
+class VideoRecorder(gym.Wrapper):
+    """Keeps the rendered frames of the first episode after the first reset."""
+
+    def __init__(self, env: gym.Env, enabled: bool = True) -> None:
+        super().__init__(env)
+        self.enabled = enabled
+        self.frames: list[np.ndarray] = []
+        self._n_resets = 0
+
+    def _recording(self) -> bool:
+        return self.enabled and self._n_resets == 1
+
+    def reset(self, **kwargs):
+        out = self.env.reset(**kwargs)
+        self._n_resets += 1
+        if self._recording():
+            self.frames.append(self.env.render())
+        return out
+
+    def step(self, action):
+        out = self.env.step(action)
+        if self._recording():
+            self.frames.append(self.env.render())
+        return out
+
+
+class ChunkExecution(gym.Wrapper):
+    """Observation history of ``n_obs_steps`` and execution of a whole action chunk per step.
+
+    Observations are stacked along a new first axis, the oldest first; at reset
+    the first observation is repeated (Diffusion Policy's convention). A chunk
+    step executes ``n_action_steps`` actions, stops early when the episode ends,
+    and reports the best reward and coverage seen during the chunk. The episode
+    is truncated after ``max_episode_steps`` environment steps.
+    """
+
+    def __init__(self, env: gym.Env, n_obs_steps: int, n_action_steps: int, max_episode_steps: int) -> None:
+        super().__init__(env)
+        self.n_obs_steps, self.n_action_steps = n_obs_steps, n_action_steps
+        self.max_episode_steps = max_episode_steps
+        inner = env.observation_space
+        self.observation_space = gym.spaces.Dict(
+            {
+                k: gym.spaces.Box(
+                    np.repeat(s.low[None], n_obs_steps, 0), np.repeat(s.high[None], n_obs_steps, 0), dtype=s.dtype
+                )
+                for k, s in inner.spaces.items()
+            }
+        )
+        a = env.action_space
+        self.action_space = gym.spaces.Box(
+            np.repeat(a.low[None], n_action_steps, 0), np.repeat(a.high[None], n_action_steps, 0), dtype=a.dtype
+        )
+        self._history: deque[dict[str, np.ndarray]] = deque(maxlen=n_obs_steps)
+        self._steps = 0
+
+    def _stacked(self) -> dict[str, np.ndarray]:
+        return {k: np.stack([o[k] for o in self._history]) for k in self._history[0]}
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self._history.clear()
+        self._history.extend([obs] * self.n_obs_steps)
+        self._steps = 0
+        return self._stacked(), info
+
+    def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        best_reward, best_coverage = -np.inf, -np.inf
+        terminated = truncated = False
+        info: dict[str, Any] = {}
+        for action in np.asarray(actions)[: self.n_action_steps]:
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            self._history.append(obs)
+            self._steps += 1
+            best_reward = max(best_reward, reward)
+            best_coverage = max(best_coverage, info.get("coverage", -np.inf))
+            truncated = truncated or self._steps >= self.max_episode_steps
+            if terminated or truncated:
+                break
+        info = {**info, "coverage": best_coverage, "env_steps": self._steps}
+        return self._stacked(), best_reward, terminated, truncated, info

@@ -1,0 +1,207 @@
+"""The training loop shared by pretraining and fine-tuning.
+
+A ``Objective`` supplies the model, the trainable parameters and the loss of a
+batch; this loop owns optimization, EMA, checkpoints, resumption, validation,
+progress and the loss curve.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from torch import nn
+from tqdm import tqdm
+
+from fmpolicy.config import dump
+from fmpolicy.data.tasks import TaskData
+from fmpolicy.data.windows import WindowDataset
+from fmpolicy.policy.checkpoint import save_checkpoint
+
+
+class Objective(Protocol):
+    model: nn.Module
+
+    def parameters(self) -> list[nn.Parameter]: ...
+
+    def loss(
+        self, obs: torch.Tensor, action: torch.Tensor, batch_idx: np.ndarray
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss of a batch of raw observations/actions; extra scalars to log."""
+        ...
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    history: list[dict[str, float]] = field(default_factory=list)
+    samples_per_s: float = 0.0
+
+
+def _batches(n: int, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.integers(0, n, size=batch_size)
+
+
+@torch.no_grad()
+def validation_loss(
+    objective: Objective, windows: WindowDataset, n_batches: int, batch_size: int, seed: int = 0
+) -> float:
+    """Objective loss on fixed held-out windows with fixed noise (comparable across steps)."""
+    if len(windows) == 0 or n_batches == 0:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    state = torch.get_rng_state()
+    torch.manual_seed(seed)
+    total = 0.0
+    for _ in range(n_batches):
+        idx = _batches(len(windows), batch_size, rng)
+        obs, act = windows.get_batch(idx)
+        total += objective.loss(torch.from_numpy(obs), torch.from_numpy(act), idx)[0].item()
+    torch.set_rng_state(state)
+    return total / n_batches
+
+
+def plot_history(history: list[dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [h["step"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(steps, [h["loss"] for h in history], label="train")
+    val = [(h["step"], h["val_loss"]) for h in history if not np.isnan(h.get("val_loss", np.nan))]
+    if val:
+        ax.plot(*zip(*val), "o-", label="validation (EMA)")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def train(
+    cfg: dict[str, Any],
+    objective: Objective,
+    data: TaskData,
+    out: Path,
+    extra_payload: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Optimize ``objective`` for ``cfg.train.steps`` steps, resuming from ``out/checkpoints/last.pt``."""
+    tc = cfg["train"]
+    out.mkdir(parents=True, exist_ok=True)
+    dump(cfg, out / "config.yaml")
+    ckpt_path = out / "checkpoints" / "last.pt"
+    model = objective.model
+    params = objective.parameters()
+    optimizer = torch.optim.AdamW(params, lr=tc["lr"], betas=tuple(tc["betas"]), weight_decay=tc["weight_decay"])
+    scheduler = get_scheduler(
+        "cosine", optimizer, num_warmup_steps=tc["warmup_steps"], num_training_steps=max(tc["steps"], 1)
+    )
+    ema = EMAModel(params, decay=0.9999, power=tc["ema_power"], use_ema_warmup=True, foreach=True)
+    train_windows, val_windows = data.windows(cfg, "train"), data.windows(cfg, "val")
+    rng = np.random.default_rng(cfg["seed"])
+    torch.manual_seed(cfg["seed"])
+    step, history = 0, []
+    if ckpt_path.exists():
+        payload = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        ema.load_state_dict(payload["ema"])
+        step, history = payload["step"], payload["history"]
+        rng.bit_generator.state = payload["rng"]["numpy"]
+        torch.set_rng_state(payload["rng"]["torch"])
+        print(f"resuming from {ckpt_path} at step {step}")
+
+    def save() -> None:
+        ema_model = copy.deepcopy(model)
+        ema.copy_to([p for p in ema_model.parameters() if p.requires_grad])
+        payload = {
+            "config": cfg,
+            "obs_dim": model.obs_dim,
+            "action_dim": model.action_dim,
+            "model": model.state_dict(),
+            "ema_model": ema_model.state_dict(),
+            "ema": ema.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "step": step,
+            "history": history,
+            "rng": {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()},
+            **(extra_payload or {}),
+        }
+        save_checkpoint(ckpt_path, payload)
+
+    def ema_validation() -> float:
+        ema.store(params)
+        ema.copy_to(params)
+        model.eval()
+        val = validation_loss(objective, val_windows, tc["val_batches"], tc["batch_size"])
+        model.train()
+        ema.restore(params)
+        return val
+
+    model.train()
+    start_step, t0 = step, time.time()
+    running: list[float] = []
+    bar = tqdm(total=tc["steps"], initial=step, desc="train", disable=not progress, dynamic_ncols=True)
+    while step < tc["steps"]:
+        idx = _batches(len(train_windows), tc["batch_size"], rng)
+        obs, act = train_windows.get_batch(idx)
+        loss, logs = objective.loss(torch.from_numpy(obs), torch.from_numpy(act), idx)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        ema.step(params)
+        step += 1
+        running.append(loss.item())
+        bar.update(1)
+        if step % tc["log_every"] == 0 or step == tc["steps"]:
+            entry = {"step": step, "loss": float(np.mean(running)), "lr": scheduler.get_last_lr()[0], **logs}
+            if step % tc["ckpt_every"] == 0 or step == tc["steps"]:
+                entry["val_loss"] = ema_validation()
+            history.append(entry)
+            bar.set_postfix(loss=f"{entry['loss']:.4f}")
+            running = []
+        if step % tc["ckpt_every"] == 0 or step == tc["steps"]:
+            save()
+    bar.close()
+    if not ckpt_path.exists():  # zero-step run still yields a loadable checkpoint
+        save()
+    elapsed = time.time() - t0
+    samples_per_s = (step - start_step) * tc["batch_size"] / elapsed if step > start_step else 0.0
+    with open(out / "train_log.csv", "w", newline="") as f:
+        keys = sorted({k for h in history for k in h}, key=lambda k: (k != "step", k))
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+    if history:
+        plot_history(history, out / "loss.png")
+    (out / "train_summary.json").write_text(
+        json.dumps(
+            {
+                "steps": step,
+                "final_loss": history[-1]["loss"] if history else None,
+                "final_val_loss": next((h["val_loss"] for h in reversed(history) if "val_loss" in h), None),
+                "samples_per_s_this_session": samples_per_s,
+                "wall_s_this_session": elapsed,
+            },
+            indent=2,
+        )
+    )
+    return TrainResult(checkpoint=ckpt_path, history=history, samples_per_s=samples_per_s)
