@@ -1,0 +1,57 @@
+"""Shared fixtures: the real Push-T data and a tiny policy trained on it once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from fmpolicy.config import compose
+
+REAL_ZARR = Path(
+    os.environ.get(
+        "FMPOLICY_PUSHT_ZARR", Path(__file__).resolve().parents[2] / "shared/data/pusht/pusht_cchi_v7_replay.zarr"
+    )
+)
+
+
+@pytest.fixture(scope="session")
+def real_zarr() -> Path:
+    if not REAL_ZARR.exists():
+        pytest.skip(f"real Push-T data not found at {REAL_ZARR} (set FMPOLICY_PUSHT_ZARR)")
+    return REAL_ZARR
+
+
+def tiny_config(out: Path, dataset: Path, **overrides) -> dict:
+    """A small U-Net and a short run: seconds on a CPU."""
+    args = {
+        "task": "pusht_lowdim",
+        "method": "fm",
+        "dataset.path": str(dataset),
+        "policy.down_dims": [16, 32],
+        "policy.step_embed_dim": 16,
+        "policy.n_groups": 4,
+        "train.steps": 60,
+        "train.batch_size": 64,
+        "train.warmup_steps": 5,
+        "train.lr": 3e-3,
+        "train.log_every": 10,
+        "train.ckpt_every": 30,
+        "train.val_batches": 2,
+        "out": str(out),
+        "eval.n_envs": 2,
+        "eval.videos": 0,
+    }
+    args.update(overrides)
+    return compose(args)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, real_zarr):
+    from fmpolicy.policy.pretrain import pretrain
+
+    out = tmp_path_factory.mktemp("tiny_run")
+    cfg = tiny_config(out, real_zarr)
+    result = pretrain(cfg, progress=False)
+    return cfg, result

@@ -1,0 +1,79 @@
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+from fmpolicy.policy import load_policy
+from fmpolicy.policy.checkpoint import load_checkpoint
+from tests.conftest import tiny_config
+
+
+def test_tiny_training_run_loss_drops(tiny_run):
+    _, result = tiny_run
+    losses = [h["loss"] for h in result.history]
+    assert losses[-1] < 0.5 * losses[0]
+    assert (result.checkpoint.parent.parent / "loss.png").exists()
+
+
+def test_checkpoint_holds_everything_and_reproduces_predictions(tiny_run, real_zarr):
+    cfg, result = tiny_run
+    payload = load_checkpoint(result.checkpoint)
+    for key in ("model", "ema_model", "config", "optimizer", "step"):
+        assert key in payload
+    assert payload["config"]["policy"]["down_dims"] == [16, 32]
+    assert not torch.equal(payload["model"]["net.final.1.weight"], payload["ema_model"]["net.final.1.weight"])
+    obs = {"keypoint": np.random.default_rng(0).uniform(100, 400, (3, 2, 9, 2)), "agent_pos": np.full((3, 2, 2), 250.0)}
+    a = load_policy(result.checkpoint, seed=7).predict_action(obs)
+    b = load_policy(result.checkpoint.parent.parent, seed=7).predict_action(obs)
+    assert a.shape == (3, 8, 2)
+    assert np.array_equal(a, b)
+    policy = load_policy(result.checkpoint, seed=7)
+    first = policy.predict_action(obs)
+    assert not np.array_equal(first, policy.predict_action(obs))  # fresh noise per call
+    policy.reset()
+    assert np.array_equal(first, policy.predict_action(obs))  # reset reseeds
+
+
+def test_training_resumes_after_being_killed(tmp_path, real_zarr):
+    """Kill a run after its first checkpoint; the rerun resumes and matches an uninterrupted run."""
+    args = [
+        f"dataset.path={real_zarr}",
+        "policy.down_dims=[16,32]",
+        "policy.step_embed_dim=16",
+        "policy.n_groups=4",
+        "train.steps=40",
+        "train.batch_size=32",
+        "train.warmup_steps=5",
+        "train.ckpt_every=10",
+        "train.val_batches=1",
+    ]
+    cmd = [sys.executable, "-m", "fmpolicy.cli", "train", "task=pusht_lowdim", "method=fm", *args]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*cmd, f"out={killed}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    ckpt = killed / "checkpoints" / "last.pt"
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    step_at_kill = torch.load(ckpt, weights_only=False)["step"]
+    assert step_at_kill < 40
+    rerun = subprocess.run([*cmd, f"out={killed}"], capture_output=True, text=True, check=True)
+    assert f"resuming from {ckpt} at step {step_at_kill}" in rerun.stdout
+    straight = tmp_path / "straight"
+    subprocess.run([*cmd, f"out={straight}"], capture_output=True, text=True, check=True)
+    a = torch.load(ckpt, weights_only=False)
+    b = torch.load(straight / "checkpoints" / "last.pt", weights_only=False)
+    assert a["step"] == b["step"] == 40
+    for k in a["ema_model"]:
+        assert torch.allclose(a["ema_model"][k], b["ema_model"][k], atol=1e-6), k
+
+
+def test_zero_step_config_still_writes_loadable_checkpoint(tmp_path, real_zarr):
+    from fmpolicy.policy.pretrain import pretrain
+
+    cfg = tiny_config(tmp_path, real_zarr, **{"train.steps": 0})
+    pretrain(cfg, progress=False)
+    assert load_policy(tmp_path).n_action_steps == 8
