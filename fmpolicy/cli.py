@@ -17,6 +17,7 @@ from fmpolicy.errors import UserError
 USAGE = """usage: fmpolicy COMMAND key=value ...
 
   train     task=pusht_lowdim method=fm dataset.path=PATH train.steps=N out=DIR
+  finetune  checkpoint=PATH method=ft_mle|ft_residual inference.nfe=K train.steps=N out=DIR
   eval      checkpoint=PATH eval.episodes=N eval.nfe=K out=DIR
   deploy    checkpoint=PATH deploy.steps=300 out=DIR
 """
@@ -37,6 +38,19 @@ def cmd_train(overrides: dict[str, Any]) -> None:
     result = pretrain(cfg)
     print(f"checkpoint: {result.checkpoint}")
     print(f"training throughput: {result.samples_per_s:.0f} samples/s")
+
+
+def cmd_finetune(overrides: dict[str, Any]) -> None:
+    from fmpolicy.policy.finetune import finetune
+
+    ckpt, overrides = _split_checkpoint(overrides, required=True)
+    if overrides.get("method") not in ("ft_mle", "ft_residual"):
+        raise UserError("finetune needs method=ft_mle or method=ft_residual")
+    run_dir = Path(ckpt) if Path(ckpt).is_dir() else Path(ckpt).parent.parent
+    overrides.setdefault("out", str(run_dir.with_name(f"{run_dir.name}_{overrides['method']}")))
+    payload, cfg = _checkpoint_config(ckpt, overrides)
+    result = finetune(payload, cfg, source=ckpt)
+    print(f"checkpoint: {result.checkpoint}")
 
 
 def _checkpoint_config(ckpt: str, overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -72,6 +86,7 @@ def cmd_deploy(overrides: dict[str, Any]) -> None:
 
 COMMANDS: dict[str, Callable[[dict[str, Any]], None]] = {
     "train": cmd_train,
+    "finetune": cmd_finetune,
     "eval": cmd_eval,
     "deploy": cmd_deploy,
 }

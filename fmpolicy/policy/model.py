@@ -17,8 +17,8 @@ from fmpolicy.policy.solvers import Field, integrate
 from fmpolicy.policy.unet import ConditionalUnet1D
 
 
-class FlowModel(nn.Module):
-    """Velocity field ``v(x, t, o)`` on normalized actions, with the normalizers."""
+class ChunkModel(nn.Module):
+    """A U-Net over normalized action chunks, conditioned on the observation history."""
 
     def __init__(self, obs_dim: int, action_dim: int, policy_cfg: dict[str, Any]) -> None:
         super().__init__()
@@ -40,8 +40,18 @@ class FlowModel(nn.Module):
         """Raw observation history ``(B, n_obs_steps, obs_dim)`` -> conditioning vector."""
         return self.obs_norm.normalize(obs).flatten(1)
 
+    def sample(self, cond: torch.Tensor, noise: torch.Tensor, solver: str, nfe: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def pretrain_loss(self, cond: torch.Tensor, action: torch.Tensor, time_sampler: str) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class FlowSampling:
+    """Sampling, inversion and the FM loss for anything with ``velocity(x, t, cond)``."""
+
     def velocity(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        return self.net(x, t * self.time_scale, cond)
+        raise NotImplementedError
 
     def field(self, cond: torch.Tensor) -> Field:
         return lambda x, t: self.velocity(x, t, cond)
@@ -50,9 +60,14 @@ class FlowModel(nn.Module):
         """Integrate noise (t=0) to a normalized action chunk (t=1)."""
         return integrate(self.field(cond), noise, solver, nfe)
 
-    def invert(self, cond: torch.Tensor, action: torch.Tensor, solver: str = "rk4", nfe: int = 128) -> torch.Tensor:
-        """The flow's latent of a normalized action chunk: integrate t=1 -> 0."""
-        return integrate(self.field(cond), action, solver, nfe, t0=1.0, t1=0.0)
+    def invert(
+        self, cond: torch.Tensor, action: torch.Tensor, solver: str = "rk4", nfe: int = 256, warp: float = 1.0
+    ) -> torch.Tensor:
+        """The flow's latent of a normalized action chunk: integrate t=1 -> 0.
+
+        ``warp > 1`` packs the steps near t=1, where FM fields are stiff.
+        """
+        return integrate(self.field(cond), action, solver, nfe, t0=1.0, t1=0.0, warp=warp)
 
     def pretrain_loss(self, cond: torch.Tensor, action: torch.Tensor, time_sampler: str) -> torch.Tensor:
         """Conditional FM loss on a batch of normalized action chunks."""
@@ -61,8 +76,66 @@ class FlowModel(nn.Module):
         return flow.fm_loss(self.velocity(flow.interpolate(x0, action, t), t, cond), x0, action)
 
 
-def build_model(cfg: dict[str, Any], obs_dim: int, action_dim: int) -> nn.Module:
+class FlowModel(FlowSampling, ChunkModel):
+    """Velocity field ``v(x, t, o)`` on normalized actions (DESIGN.md sections 1-2)."""
+
+    def velocity(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.net(x, t * self.time_scale, cond)
+
+
+class DiffusionModel(ChunkModel):
+    """Diffusion Policy's baseline on the same backbone: epsilon prediction, diffusers' schedulers.
+
+    Trained with DDPM (``train_timesteps`` steps, squared-cosine schedule); sampled
+    with ``solver="ddpm"`` (all steps; ``nfe`` is ignored) or ``solver="ddim"``
+    (``nfe`` steps, deterministic).
+    """
+
+    def __init__(self, obs_dim: int, action_dim: int, policy_cfg: dict[str, Any], train_timesteps: int = 100) -> None:
+        super().__init__(obs_dim, action_dim, policy_cfg)
+        from diffusers import DDPMScheduler
+
+        self.scheduler = DDPMScheduler(
+            num_train_timesteps=train_timesteps,
+            beta_schedule="squaredcos_cap_v2",
+            clip_sample=True,
+            prediction_type="epsilon",
+        )
+
+    def pretrain_loss(self, cond: torch.Tensor, action: torch.Tensor, time_sampler: str) -> torch.Tensor:
+        noise = torch.randn_like(action)
+        steps = torch.randint(0, self.scheduler.config.num_train_timesteps, (action.shape[0],), device=action.device)
+        noisy = self.scheduler.add_noise(action, noise, steps)
+        return ((self.net(noisy, steps.float(), cond) - noise) ** 2).mean()
+
+    def sample(self, cond: torch.Tensor, noise: torch.Tensor, solver: str, nfe: int) -> torch.Tensor:
+        from diffusers import DDIMScheduler, DDPMScheduler
+
+        if solver == "ddpm":
+            scheduler = DDPMScheduler.from_config(self.scheduler.config)
+            scheduler.set_timesteps(self.scheduler.config.num_train_timesteps)
+        elif solver == "ddim":
+            scheduler = DDIMScheduler.from_config(self.scheduler.config)
+            scheduler.set_timesteps(nfe)
+        else:
+            raise ValueError(f"diffusion models sample with solver ddpm or ddim, not '{solver}'")
+        x = noise
+        for t in scheduler.timesteps:
+            eps = self.net(x, t.float().expand(x.shape[0]), cond)
+            x = scheduler.step(eps, t, x).prev_sample
+        return x
+
+
+def build_model(cfg: dict[str, Any], obs_dim: int, action_dim: int) -> ChunkModel:
     kind = cfg["method"]["kind"]
     if kind == "fm":
         return FlowModel(obs_dim, action_dim, cfg["policy"])
-    raise ValueError(f"unknown method kind '{kind}'")
+    if kind == "ddpm":
+        return DiffusionModel(obs_dim, action_dim, cfg["policy"], cfg["method"]["train_timesteps"])
+    from fmpolicy.policy.residual import ResidualFlowModel
+
+    if kind == "ft_residual":
+        return ResidualFlowModel(obs_dim, action_dim, cfg["policy"], cfg["method"])
+    if kind == "ft_mle":
+        return FlowModel(obs_dim, action_dim, cfg["policy"])
+    raise ValueError(f"unknown method kind '{kind}': choose fm, ddpm, ft_mle or ft_residual")

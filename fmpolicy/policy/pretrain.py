@@ -24,7 +24,7 @@ class PretrainObjective:
         return [p for p in self.model.parameters() if p.requires_grad]
 
     def loss(
-        self, obs: torch.Tensor, action: torch.Tensor, batch_idx: np.ndarray
+        self, obs: torch.Tensor, action: torch.Tensor, batch_idx: np.ndarray, split: str = "train"
     ) -> tuple[torch.Tensor, dict[str, float]]:
         cond = self.model.condition(obs)
         return self.model.pretrain_loss(cond, self.model.action_norm.normalize(action), self.time_sampler), {}

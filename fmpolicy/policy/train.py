@@ -34,10 +34,15 @@ class Objective(Protocol):
     def parameters(self) -> list[nn.Parameter]: ...
 
     def loss(
-        self, obs: torch.Tensor, action: torch.Tensor, batch_idx: np.ndarray
+        self, obs: torch.Tensor, action: torch.Tensor, batch_idx: np.ndarray, split: str = "train"
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Loss of a batch of raw observations/actions; extra scalars to log."""
+        """Loss of a batch of raw observations/actions (windows ``batch_idx`` of ``split``); scalars to log."""
         ...
+
+
+def _extra_state(objective: Objective) -> dict[str, Any]:
+    """State an objective keeps outside the model (e.g. a learned sigma), for checkpoints."""
+    return objective.extra_state() if hasattr(objective, "extra_state") else {}
 
 
 @dataclass
@@ -51,23 +56,28 @@ def _batches(n: int, batch_size: int, rng: np.random.Generator) -> np.ndarray:
     return rng.integers(0, n, size=batch_size)
 
 
+def validation_batches(n_windows: int, n_batches: int, batch_size: int, seed: int = 0) -> list[np.ndarray]:
+    """The fixed held-out windows validation uses, batch by batch."""
+    rng = np.random.default_rng(seed)
+    return [_batches(n_windows, batch_size, rng) for _ in range(n_batches)] if n_windows else []
+
+
 @torch.no_grad()
 def validation_loss(
     objective: Objective, windows: WindowDataset, n_batches: int, batch_size: int, seed: int = 0
 ) -> float:
     """Objective loss on fixed held-out windows with fixed noise (comparable across steps)."""
-    if len(windows) == 0 or n_batches == 0:
+    batches = validation_batches(len(windows), n_batches, batch_size, seed)
+    if not batches:
         return float("nan")
-    rng = np.random.default_rng(seed)
     state = torch.get_rng_state()
     torch.manual_seed(seed)
     total = 0.0
-    for _ in range(n_batches):
-        idx = _batches(len(windows), batch_size, rng)
+    for idx in batches:
         obs, act = windows.get_batch(idx)
-        total += objective.loss(torch.from_numpy(obs), torch.from_numpy(act), idx)[0].item()
+        total += objective.loss(torch.from_numpy(obs), torch.from_numpy(act), idx, split="val")[0].item()
     torch.set_rng_state(state)
-    return total / n_batches
+    return total / len(batches)
 
 
 def plot_history(history: list[dict[str, float]], path: Path) -> None:
@@ -82,7 +92,8 @@ def plot_history(history: list[dict[str, float]], path: Path) -> None:
     val = [(h["step"], h["val_loss"]) for h in history if not np.isnan(h.get("val_loss", np.nan))]
     if val:
         ax.plot(*zip(*val), "o-", label="validation (EMA)")
-    ax.set_yscale("log")
+    positive = all(h["loss"] > 0 for h in history) and all(v > 0 for _, v in val)
+    ax.set_yscale("log" if positive else "linear")  # an NLL can be negative
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.legend()
@@ -99,8 +110,12 @@ def train(
     out: Path,
     extra_payload: dict[str, Any] | None = None,
     progress: bool = True,
+    train_indices: np.ndarray | None = None,
 ) -> TrainResult:
-    """Optimize ``objective`` for ``cfg.train.steps`` steps, resuming from ``out/checkpoints/last.pt``."""
+    """Optimize ``objective`` for ``cfg.train.steps`` steps, resuming from ``out/checkpoints/last.pt``.
+
+    Batches are drawn from the training windows, or from ``train_indices`` of them.
+    """
     tc = cfg["train"]
     out.mkdir(parents=True, exist_ok=True)
     dump(cfg, out / "config.yaml")
@@ -113,6 +128,7 @@ def train(
     )
     ema = EMAModel(params, decay=0.9999, power=tc["ema_power"], use_ema_warmup=True, foreach=True)
     train_windows, val_windows = data.windows(cfg, "train"), data.windows(cfg, "val")
+    pool = np.arange(len(train_windows)) if train_indices is None else np.asarray(train_indices)
     rng = np.random.default_rng(cfg["seed"])
     torch.manual_seed(cfg["seed"])
     step, history = 0, []
@@ -123,19 +139,26 @@ def train(
         scheduler.load_state_dict(payload["scheduler"])
         ema.load_state_dict(payload["ema"])
         step, history = payload["step"], payload["history"]
+        if payload.get("objective"):
+            objective.load_extra_state(payload["objective"])
         rng.bit_generator.state = payload["rng"]["numpy"]
         torch.set_rng_state(payload["rng"]["torch"])
         print(f"resuming from {ckpt_path} at step {step}")
 
     def save() -> None:
-        ema_model = copy.deepcopy(model)
-        ema.copy_to([p for p in ema_model.parameters() if p.requires_grad])
+        ema.store(params)
+        ema.copy_to(params)
+        ema_weights = copy.deepcopy(model.state_dict())
+        ema_extra = copy.deepcopy(_extra_state(objective))
+        ema.restore(params)
         payload = {
             "config": cfg,
             "obs_dim": model.obs_dim,
             "action_dim": model.action_dim,
             "model": model.state_dict(),
-            "ema_model": ema_model.state_dict(),
+            "ema_model": ema_weights,
+            "objective": _extra_state(objective),
+            "ema_objective": ema_extra,
             "ema": ema.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
@@ -160,7 +183,7 @@ def train(
     running: list[float] = []
     bar = tqdm(total=tc["steps"], initial=step, desc="train", disable=not progress, dynamic_ncols=True)
     while step < tc["steps"]:
-        idx = _batches(len(train_windows), tc["batch_size"], rng)
+        idx = pool[_batches(len(pool), tc["batch_size"], rng)]
         obs, act = train_windows.get_batch(idx)
         loss, logs = objective.loss(torch.from_numpy(obs), torch.from_numpy(act), idx)
         optimizer.zero_grad(set_to_none=True)

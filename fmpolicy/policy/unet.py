@@ -21,8 +21,9 @@ class SinusoidalEmbedding(nn.Module):
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         half = self.dim // 2
-        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device) / (half - 1))
-        args = t.float()[:, None] * freqs[None, :]
+        t = t if t.is_floating_point() else t.float()
+        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=t.dtype) / (half - 1))
+        args = t[:, None] * freqs[None, :]
         return torch.cat([args.sin(), args.cos()], dim=-1)
 
 

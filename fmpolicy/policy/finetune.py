@@ -1,0 +1,211 @@
+"""Fine-tuning by maximum likelihood of the solver's reconstructions (DESIGN.md sections 3-4).
+
+For a demonstration ``(o, a)`` and a latent ``z`` (its pairing), the inference
+solver with the inference NFE maps ``z`` to ``a_hat`` differentiably; the loss
+is ``gaussian_nll(a, a_hat, log_sigma)`` (``flow.py``) plus an optional FM term.
+``method.kind = ft_mle`` updates every velocity-field parameter;
+``ft_residual`` trains only the contracting residual on a frozen base.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from fmpolicy.data.tasks import load_task_data
+from fmpolicy.data.windows import WindowDataset
+from fmpolicy.errors import UserError
+from fmpolicy.policy import flow
+from fmpolicy.policy.api import model_from_checkpoint
+from fmpolicy.policy.model import FlowModel, FlowSampling, build_model
+from fmpolicy.policy.train import TrainResult, train, validation_batches
+
+PAIRINGS = ("inverse", "independent")
+
+
+@torch.no_grad()
+def invert_windows(
+    model: FlowSampling,
+    windows: WindowDataset,
+    indices: np.ndarray,
+    solver: str,
+    nfe: int,
+    warp: float,
+    batch_size: int = 256,
+    progress: bool = True,
+) -> torch.Tensor:
+    """Latents ``(len(indices), horizon, action_dim)``: the flow's inverse of each window's actions."""
+    out = []
+    for start in tqdm(range(0, len(indices), batch_size), desc="inverting windows", disable=not progress):
+        obs, act = windows.get_batch(indices[start : start + batch_size])
+        obs_t, act_t = torch.from_numpy(obs), torch.from_numpy(act)
+        out.append(model.invert(model.condition(obs_t), model.action_norm.normalize(act_t), solver, nfe, warp))
+    return torch.cat(out)
+
+
+def latent_stats(z: torch.Tensor) -> dict[str, float]:
+    """How far latents are from N(0, I): their mean, std and the std's spread over entries."""
+    flat = z.flatten(1)
+    return {
+        "mean": flat.mean().item(),
+        "std": flat.std().item(),
+        "std_min_entry": flat.std(0).min().item(),
+        "std_max_entry": flat.std(0).max().item(),
+        "n": len(flat),
+    }
+
+
+class LatentBank:
+    """Latents of some windows of one split, looked up by window index."""
+
+    def __init__(self, indices: np.ndarray, latents: torch.Tensor, n_windows: int) -> None:
+        self.indices, self.latents = np.asarray(indices), latents
+        self.rows = np.full(n_windows, -1)
+        self.rows[self.indices] = np.arange(len(self.indices))
+
+    def __getitem__(self, batch_idx: np.ndarray) -> torch.Tensor:
+        rows = self.rows[batch_idx]
+        if np.any(rows < 0):
+            raise KeyError("no latent stored for some of these windows")
+        return self.latents[rows]
+
+
+class ReconstructionObjective:
+    """Gaussian NLL of the inference solver's reconstruction, optionally plus the FM loss."""
+
+    def __init__(self, model: FlowSampling, cfg: dict[str, Any], latents: dict[str, LatentBank] | None = None) -> None:
+        mc = cfg["method"]
+        if mc["pairing"] not in PAIRINGS:
+            raise UserError(f"method.pairing '{mc['pairing']}' unknown: choose one of {PAIRINGS}")
+        if mc["pairing"] == "inverse" and not latents:
+            raise ValueError("inverse pairing needs the latents of the training windows")
+        self.model = model
+        self.pairing = mc["pairing"]
+        self.fm_weight = float(mc["fm_weight"])
+        self.time_sampler = cfg["train"]["time_sampler"]
+        self.solver, self.nfe = cfg["inference"]["solver"], cfg["inference"]["nfe"]
+        sc = mc["sigma"]
+        shape = () if sc["shape"] == "scalar" else (model.action_dim,)
+        if sc["shape"] not in ("scalar", "per_dim") or sc["mode"] not in ("fixed", "learned"):
+            raise UserError("method.sigma.shape must be scalar|per_dim and method.sigma.mode fixed|learned")
+        self.log_sigma = nn.Parameter(
+            torch.full(shape, float(np.log(sc["init"]))), requires_grad=sc["mode"] == "learned"
+        )
+        self.latents = latents or {}
+
+    def parameters(self) -> list[nn.Parameter]:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return params + ([self.log_sigma] if self.log_sigma.requires_grad else [])
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"log_sigma": self.log_sigma.detach().clone()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            self.log_sigma.copy_(state["log_sigma"])
+
+    def latent(self, batch_idx: np.ndarray, like: torch.Tensor, split: str) -> torch.Tensor:
+        if self.pairing == "independent":
+            return torch.randn_like(like)
+        return self.latents[split][batch_idx]
+
+    def loss(
+        self, obs: torch.Tensor, action: torch.Tensor, batch_idx: np.ndarray, split: str = "train"
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        cond = self.model.condition(obs)
+        a = self.model.action_norm.normalize(action)
+        a_hat = self.model.sample(cond, self.latent(batch_idx, a, split), self.solver, self.nfe)
+        loss = flow.gaussian_nll(a, a_hat, self.log_sigma)
+        logs = {"recon_mse": ((a_hat - a) ** 2).mean().item(), "sigma": self.log_sigma.exp().mean().item()}
+        if self.fm_weight > 0:
+            fm = self.model.pretrain_loss(cond, a, self.time_sampler)
+            loss = loss + self.fm_weight * fm
+            logs["fm_loss"] = fm.item()
+        return loss, logs
+
+
+def build_latents(
+    pretrained: FlowSampling,
+    splits: dict[str, tuple[WindowDataset, np.ndarray]],
+    mc: dict[str, Any],
+    cache: Path,
+    progress: bool = True,
+) -> dict[str, LatentBank]:
+    """Invert the chosen windows of each split once; reuse ``cache`` when it holds the same windows."""
+    if cache.exists():
+        saved = torch.load(cache, weights_only=False)
+        if all(name in saved and np.array_equal(saved[name]["indices"], idx) for name, (_, idx) in splits.items()):
+            return {name: LatentBank(idx, saved[name]["latents"], len(w)) for name, (w, idx) in splits.items()}
+    banks = {}
+    for name, (windows, idx) in splits.items():
+        z = invert_windows(
+            pretrained, windows, idx, mc["inverse_solver"], mc["inverse_nfe"], mc["inverse_warp"], progress=progress
+        )
+        banks[name] = LatentBank(idx, z, len(windows))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            name: {"indices": b.indices, "latents": b.latents, "stats": latent_stats(b.latents)}
+            for name, b in banks.items()
+        },
+        cache,
+    )
+    return banks
+
+
+def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", progress: bool = True) -> TrainResult:
+    """Fine-tune a pretrained FM checkpoint (``payload``, read from ``source``) with ``cfg.method``."""
+    if cfg["train"]["threads"]:
+        torch.set_num_threads(cfg["train"]["threads"])
+    torch.manual_seed(cfg["seed"])
+    if payload["config"]["method"]["kind"] != "fm":
+        raise UserError(
+            f"checkpoint '{source}' holds a '{payload['config']['method']['kind']}' model: "
+            "fine-tuning starts from a pretrained FM checkpoint (method=fm)"
+        )
+    if cfg["method"]["kind"] not in ("ft_mle", "ft_residual"):
+        raise UserError(
+            f"method '{cfg['method']['name']}' is not a fine-tuning method: use method=ft_mle or method=ft_residual"
+        )
+    pretrained: FlowModel = model_from_checkpoint(payload, payload["config"])
+    model = build_model(cfg, payload["obs_dim"], payload["action_dim"])
+    (model.base if cfg["method"]["kind"] == "ft_residual" else model).load_state_dict(pretrained.state_dict())
+
+    data = load_task_data(cfg)
+    windows = data.windows(cfg, "train")
+    mc, out = cfg["method"], Path(cfg["out"])
+    rng = np.random.default_rng(cfg["seed"])
+    n = min(len(windows), mc["max_windows"]) if mc["max_windows"] else len(windows)
+    pool = np.sort(rng.choice(len(windows), n, replace=False))
+    latents: dict[str, LatentBank] = {}
+    if mc["pairing"] == "inverse":
+        val_windows = data.windows(cfg, "val")
+        val_idx = np.unique(
+            np.concatenate(
+                validation_batches(len(val_windows), cfg["train"]["val_batches"], cfg["train"]["batch_size"])
+                or [np.zeros(0, int)]
+            )
+        )
+        latents = build_latents(
+            pretrained, {"train": (windows, pool), "val": (val_windows, val_idx)}, mc, out / "latents.pt", progress
+        )
+        stats = latent_stats(latents["train"].latents)
+        print(
+            f"latents of {stats['n']} training windows: mean {stats['mean']:+.3f}, std {stats['std']:.3f} "
+            f"(N(0, I) has 0, 1; per-entry std {stats['std_min_entry']:.3f}..{stats['std_max_entry']:.3f})"
+        )
+    objective = ReconstructionObjective(model, cfg, latents)
+    return train(
+        cfg,
+        objective,
+        data,
+        out,
+        extra_payload={"source_checkpoint": str(source)},
+        progress=progress,
+        train_indices=pool,
+    )

@@ -1,0 +1,178 @@
+"""Fine-tuning: the reconstruction objective on a 2-D toy, the contracting residual, real checkpoints."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from fmpolicy.config import compose
+from fmpolicy.policy import load_policy
+from fmpolicy.policy.checkpoint import load_checkpoint
+from fmpolicy.policy.finetune import LatentBank, ReconstructionObjective, finetune
+from fmpolicy.policy.model import FlowSampling
+from fmpolicy.policy.normalizer import MinMaxNormalizer
+from fmpolicy.policy.residual import AffineContraction
+
+
+class ToyFlow(FlowSampling, nn.Module):
+    """An unconditional MLP velocity field over 2-D points (chunks of one 2-D action)."""
+
+    action_dim = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(3, 128), nn.SiLU(), nn.Linear(128, 128), nn.SiLU(), nn.Linear(128, 2))
+        self.action_norm = MinMaxNormalizer(2)  # identity
+
+    def condition(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs.flatten(1)
+
+    def velocity(self, x, t, cond):
+        return self.net(torch.cat([x[:, 0], t[:, None]], -1))[:, None]
+
+
+def two_modes(n: int, gen: torch.Generator) -> torch.Tensor:
+    sign = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)
+    x = torch.stack([2.0 * sign, torch.zeros(n)], -1) + 0.1 * torch.randn(n, 2, generator=gen)
+    return x[:, None]
+
+
+def toy_cfg(pairing: str) -> dict:
+    cfg = compose({"method": "ft_mle"})
+    cfg["method"].update(pairing=pairing, fm_weight=0.0)
+    cfg["inference"].update(solver="euler", nfe=1)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def pretrained_toy():
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    model = ToyFlow()
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 2000)
+    for _ in range(2000):
+        loss = model.pretrain_loss(None, two_modes(256, gen), "uniform")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    return model
+
+
+def _recon_error(model, a, z):
+    with torch.no_grad():
+        return ((model.sample(None, z, "euler", 1) - a) ** 2).sum(-1).mean().item()
+
+
+def _finetune_toy(pretrained, pairing: str):
+    import copy
+
+    gen = torch.Generator().manual_seed(1)
+    train_a = two_modes(2048, gen)
+    with torch.no_grad():
+        train_z = pretrained.invert(None, train_a, "rk4", 256, warp=2.0)
+    model = copy.deepcopy(pretrained)
+    bank = {"train": LatentBank(np.arange(2048), train_z, 2048)}
+    objective = ReconstructionObjective(model, toy_cfg(pairing), bank if pairing == "inverse" else None)
+    opt = torch.optim.Adam(objective.parameters(), 1e-3)
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    for _ in range(600):
+        idx = rng.integers(0, 2048, 256)
+        loss, _ = objective.loss(torch.zeros(256, 1), train_a[idx], idx)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model
+
+
+def test_ft_fm_on_two_modes_inverse_keeps_modes_independent_collapses(pretrained_toy):
+    gen = torch.Generator().manual_seed(2)
+    held_a = two_modes(1024, gen)
+    with torch.no_grad():
+        held_z = pretrained_toy.invert(None, held_a, "rk4", 256, warp=2.0)
+    # The inverse is accurate: the latents look like N(0, I) and map back to the data.
+    assert held_z.std(0).flatten().tolist() == pytest.approx([1.0, 1.0], abs=0.15)
+    with torch.no_grad():
+        assert ((pretrained_toy.sample(None, held_z, "rk4", 256) - held_a) ** 2).sum(-1).mean() < 1e-2
+    base_error = _recon_error(pretrained_toy, held_a, held_z)
+    assert base_error > 1.0  # FM at NFE 1 is poor: it lands between the modes
+
+    inverse = _finetune_toy(pretrained_toy, "inverse")
+    independent = _finetune_toy(pretrained_toy, "independent")
+    assert _recon_error(inverse, held_a, held_z) < 0.3 * base_error
+
+    noise = torch.randn(4096, 1, 2, generator=gen)
+    with torch.no_grad():
+        x_inv = inverse.sample(None, noise, "euler", 1)[:, 0, 0]
+        x_ind = independent.sample(None, noise, "euler", 1)[:, 0, 0]
+    # inverse pairing: both modes survive at NFE 1, in about equal shares, near +-2
+    assert 0.35 < (x_inv > 0).float().mean().item() < 0.65
+    assert (x_inv.abs() - 2.0).abs().median().item() < 0.3
+    # independent pairing: regression through the solver averages the modes toward the mean 0
+    assert x_ind.abs().median().item() < 1.0
+
+
+def test_residual_symmetric_jacobian_is_below_minus_eps():
+    torch.manual_seed(0)
+    eps, dim = 0.05, 12
+    head = AffineContraction(dim=dim, cond_dim=5, hidden=32, rank=3, eps=eps, time_scale=100.0).double()
+    with torch.no_grad():  # random, far from the near-zero initialization
+        for p in head.parameters():
+            p.normal_(0, 0.5)
+    for _ in range(20):
+        x = torch.randn(1, 6, 2, dtype=torch.float64) * 3
+        t, cond = torch.rand(1, dtype=torch.float64), torch.randn(1, 5, dtype=torch.float64)
+        jac = torch.autograd.functional.jacobian(lambda y: head(y, t, cond).flatten(), x).reshape(dim, dim)
+        sym = 0.5 * (jac + jac.T)
+        assert torch.linalg.eigvalsh(sym).max().item() <= -eps + 1e-9
+        assert torch.allclose(jac, -head.precision(t, cond)[0], atol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def ft_runs(tmp_path_factory, tiny_run):
+    _, result = tiny_run
+    payload = load_checkpoint(result.checkpoint)
+    runs = {}
+    for method in ("ft_mle", "ft_residual"):
+        out = tmp_path_factory.mktemp(method)
+        overrides = {
+            "method": method,
+            "out": str(out),
+            "train.steps": 20,
+            "train.batch_size": 32,
+            "train.warmup_steps": 2,
+            "train.ckpt_every": 10,
+            "train.log_every": 5,
+            "train.val_batches": 1,
+            "method.max_windows": 64,
+            "method.inverse_nfe": 16,
+            "inference.nfe": 2,
+            "method.sigma.mode": "learned",
+        }
+        cfg = compose(overrides, base=payload["config"])
+        runs[method] = (finetune(payload, cfg, source=str(result.checkpoint), progress=False), payload)
+    return runs
+
+
+def test_residual_training_leaves_base_bit_identical(ft_runs):
+    result, pretrained = ft_runs["ft_residual"]
+    tuned = load_checkpoint(result.checkpoint)
+    for name in ("model", "ema_model"):
+        for k, v in pretrained["ema_model"].items():
+            assert torch.equal(tuned[name][f"base.{k}"], v), k
+    # the residual did train: its output layer starts at zero
+    assert tuned["model"]["residual.mlp.4.weight"].abs().sum() > 0
+
+
+def test_finetuned_checkpoints_round_trip_and_drive_the_policy_api(ft_runs):
+    obs = {"keypoint": np.random.default_rng(0).uniform(100, 400, (2, 2, 9, 2)), "agent_pos": np.full((2, 2, 2), 250.0)}
+    for method, (result, _) in ft_runs.items():
+        payload = load_checkpoint(result.checkpoint)
+        assert payload["config"]["method"]["kind"] == method and payload["source_checkpoint"]
+        assert result.history[-1]["sigma"] != pytest.approx(0.05)  # learned sigma moved
+        a = load_policy(result.checkpoint, seed=3).predict_action(obs)
+        b = load_policy(result.checkpoint, seed=3).predict_action(obs)
+        assert a.shape == (2, 8, 2) and np.array_equal(a, b)
+        assert load_policy(result.checkpoint).nfe == 2
