@@ -124,7 +124,7 @@ def test_residual_symmetric_jacobian_is_below_minus_eps():
     for _ in range(20):
         x = torch.randn(1, 6, 2, dtype=torch.float64) * 3
         t, cond = torch.rand(1, dtype=torch.float64), torch.randn(1, 5, dtype=torch.float64)
-        jac = torch.autograd.functional.jacobian(lambda y: head(y, t, cond).flatten(), x).reshape(dim, dim)
+        jac = torch.autograd.functional.jacobian(lambda y, t=t, cond=cond: head(y, t, cond).flatten(), x).reshape(dim, dim)
         sym = 0.5 * (jac + jac.T)
         assert torch.linalg.eigvalsh(sym).max().item() <= -eps + 1e-9
         assert torch.allclose(jac, -head.precision(t, cond)[0], atol=1e-9)
