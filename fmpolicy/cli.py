@@ -18,9 +18,16 @@ USAGE = """usage: fmpolicy COMMAND key=value ...
 
   train     task=pusht_lowdim method=fm dataset.path=PATH train.steps=N out=DIR
   finetune  checkpoint=PATH method=ft_mle|ft_residual inference.nfe=K train.steps=N out=DIR
+  diagnose  checkpoint=PATH out=DIR
   eval      checkpoint=PATH eval.episodes=N eval.nfe=K out=DIR
   deploy    checkpoint=PATH deploy.steps=300 out=DIR
 """
+
+
+def _run_dir(ckpt: str) -> Path:
+    """The run folder of a checkpoint given as a folder or as RUN/checkpoints/FILE.pt."""
+    path = Path(ckpt)
+    return path if path.is_dir() else path.parent.parent
 
 
 def _split_checkpoint(overrides: dict[str, Any], required: bool) -> tuple[str | None, dict[str, Any]]:
@@ -46,7 +53,7 @@ def cmd_finetune(overrides: dict[str, Any]) -> None:
     ckpt, overrides = _split_checkpoint(overrides, required=True)
     if overrides.get("method") not in ("ft_mle", "ft_residual"):
         raise UserError("finetune needs method=ft_mle or method=ft_residual")
-    run_dir = Path(ckpt) if Path(ckpt).is_dir() else Path(ckpt).parent.parent
+    run_dir = _run_dir(ckpt)
     overrides.setdefault("out", str(run_dir.with_name(f"{run_dir.name}_{overrides['method']}")))
     payload, cfg = _checkpoint_config(ckpt, overrides)
     result = finetune(payload, cfg, source=ckpt)
@@ -65,7 +72,7 @@ def cmd_eval(overrides: dict[str, Any]) -> None:
     from fmpolicy.eval.rollout import evaluate_checkpoint
 
     ckpt, overrides = _split_checkpoint(overrides, required=True)
-    overrides.setdefault("out", str(Path(ckpt) / "eval" if Path(ckpt).is_dir() else Path(ckpt).parent / "eval"))
+    overrides.setdefault("out", str(_run_dir(ckpt) / "eval"))
     payload, cfg = _checkpoint_config(ckpt, overrides)
     metrics = evaluate_checkpoint(payload, cfg, Path(cfg["out"]))
     print(
@@ -75,11 +82,35 @@ def cmd_eval(overrides: dict[str, Any]) -> None:
     )
 
 
+def cmd_diagnose(overrides: dict[str, Any]) -> None:
+    from fmpolicy.data.tasks import load_task_data
+    from fmpolicy.eval.diagnostics import diagnose
+    from fmpolicy.policy.api import model_from_checkpoint
+    from fmpolicy.policy.finetune import pretrained_reference
+
+    ckpt, overrides = _split_checkpoint(overrides, required=True)
+    overrides.setdefault("out", str(_run_dir(ckpt) / "diagnose"))
+    payload, cfg = _checkpoint_config(ckpt, overrides)
+    if cfg["method"]["kind"] == "ddpm":
+        raise UserError("diagnose measures flow fields: pass an fm, ft_mle or ft_residual checkpoint")
+    model = model_from_checkpoint(payload, cfg)
+    result = diagnose(model, pretrained_reference(payload, model), load_task_data(cfg), cfg, Path(cfg["out"]))
+    lat = result["latents"]
+    print(f"held-out latents: mean {lat['mean']:+.3f} std {lat['std']:.3f} round-trip MSE {lat['round_trip_mse']:.2e}")
+    for pairing, errs in result["reconstruction_mse"].items():
+        print(f"reconstruction MSE ({pairing}): " + "  ".join(f"NFE {k}: {v:.5f}" for k, v in errs.items()))
+    for name, c in result["contraction"].items():
+        print(
+            f"{name}: max sym-Jacobian eigenvalue {c['lambda_max_sym_max']:+.3f}, spectral norm max {c['spectral_norm_max']:.2f}"
+        )
+    print(f"-> {cfg['out']}/diagnostics.json")
+
+
 def cmd_deploy(overrides: dict[str, Any]) -> None:
     from fmpolicy.eval.deploy import deploy
 
     ckpt, overrides = _split_checkpoint(overrides, required=True)
-    overrides.setdefault("out", str(Path(ckpt) / "deploy" if Path(ckpt).is_dir() else Path(ckpt).parent / "deploy"))
+    overrides.setdefault("out", str(_run_dir(ckpt) / "deploy"))
     payload, cfg = _checkpoint_config(ckpt, overrides)
     deploy(payload, cfg, Path(cfg["out"]))
 
@@ -87,6 +118,7 @@ def cmd_deploy(overrides: dict[str, Any]) -> None:
 COMMANDS: dict[str, Callable[[dict[str, Any]], None]] = {
     "train": cmd_train,
     "finetune": cmd_finetune,
+    "diagnose": cmd_diagnose,
     "eval": cmd_eval,
     "deploy": cmd_deploy,
 }

@@ -124,7 +124,9 @@ def test_residual_symmetric_jacobian_is_below_minus_eps():
     for _ in range(20):
         x = torch.randn(1, 6, 2, dtype=torch.float64) * 3
         t, cond = torch.rand(1, dtype=torch.float64), torch.randn(1, 5, dtype=torch.float64)
-        jac = torch.autograd.functional.jacobian(lambda y, t=t, cond=cond: head(y, t, cond).flatten(), x).reshape(dim, dim)
+        jac = torch.autograd.functional.jacobian(lambda y, t=t, cond=cond: head(y, t, cond).flatten(), x).reshape(
+            dim, dim
+        )
         sym = 0.5 * (jac + jac.T)
         assert torch.linalg.eigvalsh(sym).max().item() <= -eps + 1e-9
         assert torch.allclose(jac, -head.precision(t, cond)[0], atol=1e-9)
@@ -176,3 +178,31 @@ def test_finetuned_checkpoints_round_trip_and_drive_the_policy_api(ft_runs):
         b = load_policy(result.checkpoint, seed=3).predict_action(obs)
         assert a.shape == (2, 8, 2) and np.array_equal(a, b)
         assert load_policy(result.checkpoint).nfe == 2
+
+
+def test_diagnose_reports_reconstruction_and_a_valid_certificate(ft_runs, tmp_path, capsys):
+    import json
+
+    from fmpolicy.cli import main
+
+    result, _ = ft_runs["ft_residual"]
+    argv = [
+        "diagnose",
+        f"checkpoint={result.checkpoint}",
+        f"out={tmp_path}",
+        "diagnose.windows=16",
+        "diagnose.nfes=[1,4]",
+        "diagnose.inverse_nfe=32",
+        "diagnose.certificate_samples=2",
+        "diagnose.certificate_points=2",
+    ]
+    assert main(argv) == 0
+    d = json.loads((tmp_path / "diagnostics.json").read_text())
+    assert set(d["reconstruction_mse"]) == {"inverse", "independent"}
+    assert set(d["reconstruction_mse"]["inverse"]) == {"1", "4"}
+    # more solver steps from the inverse latent land closer to the demonstration
+    assert d["reconstruction_mse"]["inverse"]["4"] < d["reconstruction_mse"]["inverse"]["1"]
+    eps = d["contraction"]["residual"]["guaranteed_rate_eps"]
+    assert d["contraction"]["residual"]["lambda_max_sym_max"] <= -eps + 1e-4
+    assert d["contraction"]["field"]["spectral_norm_max"] > 0
+    assert "round-trip" in capsys.readouterr().out

@@ -22,6 +22,7 @@ from fmpolicy.data.windows import WindowDataset
 from fmpolicy.errors import UserError
 from fmpolicy.policy import flow
 from fmpolicy.policy.api import model_from_checkpoint
+from fmpolicy.policy.checkpoint import load_checkpoint
 from fmpolicy.policy.model import FlowModel, FlowSampling, build_model
 from fmpolicy.policy.train import TrainResult, train, validation_batches
 
@@ -209,3 +210,21 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
         progress=progress,
         train_indices=pool,
     )
+
+
+def pretrained_reference(payload: dict[str, Any], model: FlowSampling) -> FlowSampling:
+    """The pretrained flow a fine-tuned checkpoint started from (its latents define the pairing).
+
+    A residual model carries its frozen base; an FT-FM checkpoint names its source
+    checkpoint; a pretrained FM model is its own reference.
+    """
+    from fmpolicy.policy.residual import ResidualFlowModel
+
+    if isinstance(model, ResidualFlowModel):
+        return model.base
+    source = payload.get("source_checkpoint")
+    if source and Path(source).exists():
+        return model_from_checkpoint(load_checkpoint(source))
+    if source:
+        print(f"warning: source checkpoint '{source}' not found; latents come from the fine-tuned model itself")
+    return model
