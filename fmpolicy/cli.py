@@ -19,6 +19,8 @@ USAGE = """usage: fmpolicy COMMAND key=value ...
   train     task=pusht_lowdim method=fm dataset.path=PATH train.steps=N out=DIR
   finetune  checkpoint=PATH method=ft_mle|ft_residual inference.nfe=K train.steps=N out=DIR
   diagnose  checkpoint=PATH out=DIR
+  bench     bench.runs='{FM: RUN, FT-FM: RUN, DDPM: RUN}' bench.nfes=[1,2,4,8,16] eval.episodes=200 out=DIR
+  robustness bench.runs='{FM: RUN, FT-FM: RUN, ResFT-FM: RUN}' eval.episodes=100 out=DIR
   eval      checkpoint=PATH eval.episodes=N eval.nfe=K out=DIR
   deploy    checkpoint=PATH deploy.steps=300 out=DIR
 """
@@ -115,12 +117,32 @@ def cmd_deploy(overrides: dict[str, Any]) -> None:
     deploy(payload, cfg, Path(cfg["out"]))
 
 
+def cmd_bench(overrides: dict[str, Any]) -> None:
+    from fmpolicy.eval.bench import bench
+
+    overrides.setdefault("out", "runs/bench")
+    cfg = compose(overrides)
+    bench(cfg, Path(cfg["out"]))
+    print(f"-> {cfg['out']}/bench.md, bench.csv, bench.png")
+
+
+def cmd_robustness(overrides: dict[str, Any]) -> None:
+    from fmpolicy.eval.bench import robustness
+
+    overrides.setdefault("out", "runs/robustness")
+    cfg = compose(overrides)
+    robustness(cfg, Path(cfg["out"]))
+    print(f"-> {cfg['out']}/robustness.md, robustness.csv, robustness.png")
+
+
 COMMANDS: dict[str, Callable[[dict[str, Any]], None]] = {
     "train": cmd_train,
     "finetune": cmd_finetune,
     "diagnose": cmd_diagnose,
     "eval": cmd_eval,
     "deploy": cmd_deploy,
+    "bench": cmd_bench,
+    "robustness": cmd_robustness,
 }
 
 

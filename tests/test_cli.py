@@ -61,7 +61,7 @@ def test_eval_writes_metrics_computed_from_the_environment(tmp_path, tiny_run):
         "eval.episodes=3",
         "eval.nfe=2",
         "eval.videos=1",
-        "task.max_episode_steps=24",
+        "eval.max_episode_steps=24",
         f"out={out}",
     ]
     assert main(argv) == 0

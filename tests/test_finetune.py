@@ -206,3 +206,61 @@ def test_diagnose_reports_reconstruction_and_a_valid_certificate(ft_runs, tmp_pa
     assert d["contraction"]["residual"]["lambda_max_sym_max"] <= -eps + 1e-4
     assert d["contraction"]["field"]["spectral_norm_max"] > 0
     assert "round-trip" in capsys.readouterr().out
+
+
+def test_bench_and_robustness_tables(ft_runs, tiny_run, tmp_path):
+    import csv
+
+    from fmpolicy.cli import main
+
+    _, fm = tiny_run
+    runs = f"{{FM: {fm.checkpoint}, FT-FM: {ft_runs['ft_mle'][0].checkpoint}, ResFT-FM: {ft_runs['ft_residual'][0].checkpoint}}}"
+    common = [
+        "eval.episodes=2",
+        "eval.n_envs=2",
+        "eval.max_episode_steps=16",
+        "diagnose.windows=8",
+        "diagnose.inverse_nfe=16",
+    ]
+    assert (
+        main(["bench", f"bench.runs={runs}", "bench.nfes=[1,2]", "bench.latency_calls=2", *common, f"out={tmp_path}/b"])
+        == 0
+    )
+    rows = list(csv.DictReader(open(tmp_path / "b" / "bench.csv")))
+    # FM at each listed NFE; the fine-tuned runs at the NFE they were tuned for (2)
+    assert [(r["method"], r["nfe"]) for r in rows] == [("FM", "1"), ("FM", "2"), ("FT-FM", "2"), ("ResFT-FM", "2")]
+    for r in rows:
+        assert 0 <= float(r["score"]) <= 1 and float(r["latency_ms_batch1"]) > 0
+        assert float(r["recon_mse_inverse"]) >= 0
+    assert "| method |" in (tmp_path / "b" / "bench.md").read_text()
+    assert (tmp_path / "b" / "bench.png").exists()
+
+    argv = [
+        "robustness",
+        f"bench.runs={{FM: {fm.checkpoint}}}",
+        "robustness.obs_noise=[0.0,5.0]",
+        "robustness.displace_px=[60.0]",
+        "robustness.disturb_step=4",
+        *common,
+        f"out={tmp_path}/r",
+    ]
+    assert main(argv) == 0
+    rows = list(csv.DictReader(open(tmp_path / "r" / "robustness.csv")))
+    assert [(r["perturbation"], float(r["level"])) for r in rows] == [
+        ("obs_noise", 0.0),
+        ("obs_noise", 5.0),
+        ("block_displaced", 60.0),
+    ]
+    assert float(rows[1]["chunk_deviation"]) > 0.0 == float(rows[0]["chunk_deviation"])
+
+
+def test_block_displacement_moves_the_block():
+    from fmpolicy.envs.pusht import BlockDisturbance, PushTKeypointEnv
+
+    env = BlockDisturbance(PushTKeypointEnv(), at_step=2, distance=50.0)
+    obs, _ = env.reset(seed=0)
+    before = obs["state"][2:4].copy()
+    env.step(obs["agent_pos"])
+    obs, *_ = env.step(obs["agent_pos"])
+    moved = np.linalg.norm(obs["state"][2:4] - before)
+    assert 30.0 < moved <= 50.5

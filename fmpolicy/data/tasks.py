@@ -21,6 +21,12 @@ OBS_SOURCES: dict[str, dict[str, tuple[str, slice | None]]] = {
 }
 
 
+# Observation key -> its shape per step, for each suite.
+OBS_SHAPES: dict[str, dict[str, tuple[int, ...]]] = {
+    "pusht": {"keypoint": (9, 2), "agent_pos": (2,), "state": (5,)},
+}
+
+
 def obs_sources(suite: str, obs_keys: list[str]) -> dict[str, tuple[str, slice | None]]:
     sources = OBS_SOURCES.get(suite)
     if sources is None:
@@ -40,6 +46,17 @@ def flat_obs(obs: dict[str, np.ndarray], obs_keys: list[str], lead: int) -> np.n
         v = np.asarray(obs[k], dtype=np.float32)
         parts.append(v.reshape(*v.shape[:lead], -1))
     return np.concatenate(parts, axis=-1)
+
+
+def split_flat_obs(flat: np.ndarray, task: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Inverse of ``flat_obs``: ``(..., obs_dim)`` back to the task's observation dict."""
+    out, start = {}, 0
+    for key in task["obs_keys"]:
+        shape = OBS_SHAPES[task["suite"]][key]
+        n = int(np.prod(shape))
+        out[key] = flat[..., start : start + n].reshape(*flat.shape[:-1], *shape)
+        start += n
+    return out
 
 
 @dataclass

@@ -106,8 +106,36 @@ class PushTKeypointEnv(gym.Env):
             },
         )
 
+    def displace_block(self, distance: float) -> None:
+        """Move the block ``distance`` px in a random direction (from the episode's RNG), at rest."""
+        sim = self.sim
+        angle = self.np_random.uniform(0, 2 * np.pi)
+        target = np.array(sim.block.position) + distance * np.array([np.cos(angle), np.sin(angle)])
+        sim.block.position = np.clip(target, 60.0, 452.0).tolist()
+        sim.block.velocity = (0.0, 0.0)
+        sim.block.angular_velocity = 0.0
+        sim.space.reindex_shapes_for_body(sim.block)
+
     def render(self) -> np.ndarray:
         return self.sim.render()
 
     def close(self) -> None:
         self.sim.close()
+
+
+class BlockDisturbance(gym.Wrapper):
+    """Displaces the block by ``distance`` px once, after ``at_step`` environment steps."""
+
+    def __init__(self, env: PushTKeypointEnv, at_step: int, distance: float) -> None:
+        super().__init__(env)
+        self.at_step, self.distance, self._steps = at_step, distance, 0
+
+    def reset(self, **kwargs):
+        self._steps = 0
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        if self._steps == self.at_step:
+            self.env.unwrapped.displace_block(self.distance)
+        self._steps += 1
+        return self.env.step(action)

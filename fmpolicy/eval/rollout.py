@@ -20,11 +20,11 @@ from fmpolicy.policy.api import Policy, model_from_checkpoint
 
 
 def mean_ci95(x: np.ndarray) -> tuple[float, float]:
-    """Normal-approximation 95% interval of a mean."""
+    """Normal-approximation 95% interval of a mean of values in [0, 1], clipped to [0, 1]."""
     if len(x) < 2:
         return float(x.mean()), float(x.mean())
     half = 1.96 * x.std(ddof=1) / math.sqrt(len(x))
-    return float(x.mean() - half), float(x.mean() + half)
+    return max(0.0, float(x.mean() - half)), min(1.0, float(x.mean() + half))
 
 
 def wilson_ci95(successes: int, n: int) -> tuple[float, float]:
@@ -47,12 +47,14 @@ def rollout_episodes(
     n_videos: int = 0,
     progress: bool = True,
     obs_noise: float = 0.0,
+    disturbance: tuple[int, float] | None = None,
 ) -> tuple[list[dict[str, Any]], list[list[np.ndarray]], float]:
     """Run one episode per seed; returns per-episode results, videos and env steps/s.
 
     Score of an episode = max over its steps of ``clip(coverage / 0.95, 0, 1)``;
     success = max coverage above 0.95. ``obs_noise`` adds Gaussian noise (in
-    environment units) to every observation the policy sees.
+    environment units) to every observation the policy sees; ``disturbance``
+    is passed to ``make_env``.
     """
     task = cfg["task"]
     results: list[dict[str, Any]] = []
@@ -68,8 +70,9 @@ def rollout_episodes(
                     task["suite"],
                     policy.n_obs_steps,
                     policy.n_action_steps,
-                    task["max_episode_steps"],
+                    cfg["eval"]["max_episode_steps"] or task["max_episode_steps"],
                     record_video=rec,
+                    disturbance=disturbance,
                 )
             )
             for i in range(len(batch))

@@ -1,0 +1,275 @@
+"""Method x NFE comparison (``fmpolicy bench``) and perturbation tests (``fmpolicy robustness``).
+
+Both take named runs (``bench.runs='{FM: runs/fm, FT-FM: runs/ft}'``) and
+write a CSV, a markdown table and plots to ``out``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fmpolicy.config import compose
+from fmpolicy.data.tasks import TaskData, load_task_data, split_flat_obs
+from fmpolicy.errors import UserError
+from fmpolicy.eval.diagnostics import held_out_batch, reconstruction_errors
+from fmpolicy.eval.rollout import rollout_episodes, summarize
+from fmpolicy.policy.api import Policy, model_from_checkpoint
+from fmpolicy.policy.checkpoint import load_checkpoint
+from fmpolicy.policy.finetune import invert_windows, pretrained_reference
+from fmpolicy.policy.solvers import EVALS_PER_STEP
+
+
+def load_runs(cfg: dict[str, Any]) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """name -> (checkpoint payload, its config with this command's settings laid over)."""
+    runs = cfg["bench"]["runs"]
+    if not runs:
+        raise UserError("no runs given: pass bench.runs='{FM: RUN_DIR, FT-FM: RUN_DIR, ...}'")
+    out = {}
+    for name, path in runs.items():
+        payload = load_checkpoint(path)
+        run_cfg = compose({}, base=payload["config"])
+        for section in ("eval", "bench", "robustness", "diagnose"):
+            run_cfg[section] = cfg[section]
+        run_cfg["dataset"]["path"] = cfg["dataset"]["path"] or run_cfg["dataset"]["path"]
+        out[name] = (payload, run_cfg)
+    return out
+
+
+def operating_points(run_cfg: dict[str, Any], nfes: list[int], own_only: bool) -> list[tuple[str, int]]:
+    """(solver, NFE) pairs a run is measured at."""
+    kind, inf = run_cfg["method"]["kind"], run_cfg["inference"]
+    if kind == "ddpm":
+        return [("ddpm", run_cfg["method"]["train_timesteps"]), ("ddim", 10)]
+    if own_only and kind.startswith("ft_"):
+        return [(inf["solver"], inf["nfe"])]
+    return [(inf["solver"], n) for n in nfes if n % EVALS_PER_STEP[inf["solver"]] == 0]
+
+
+def batch1_latency_ms(policy: Policy, obs: dict[str, np.ndarray], solver: str, nfe: int, calls: int) -> float:
+    one = {k: v[:1] for k, v in obs.items()}
+    policy.predict_action(one, nfe=nfe, solver=solver)  # warm-up
+    times = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        policy.predict_action(one, nfe=nfe, solver=solver)
+        times.append(1000 * (time.perf_counter() - t))
+    return float(np.median(times))
+
+
+class HeldOut:
+    """Held-out windows and, per reference flow, their latents (computed once)."""
+
+    def __init__(self, data: TaskData, cfg: dict[str, Any]) -> None:
+        self.data, self.cfg = data, cfg
+        self.idx, self.obs, self.act = held_out_batch(data, cfg, cfg["diagnose"]["windows"])
+        self._latents: dict[int, torch.Tensor] = {}
+
+    def latents(self, reference) -> torch.Tensor:
+        key = id(reference)
+        if key not in self._latents:
+            dc = self.cfg["diagnose"]
+            windows = self.data.windows(self.cfg, "val")
+            self._latents[key] = invert_windows(
+                reference,
+                windows,
+                self.idx,
+                dc["inverse_solver"],
+                dc["inverse_nfe"],
+                dc["inverse_warp"],
+                progress=False,
+            )
+        return self._latents[key]
+
+
+def bench(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
+    bc, ec = cfg["bench"], cfg["eval"]
+    runs = load_runs(cfg)
+    seeds = list(range(ec["seed_start"], ec["seed_start"] + ec["episodes"]))
+    first_cfg = next(iter(runs.values()))[1]
+    held = HeldOut(load_task_data(first_cfg), first_cfg) if bc["reconstruction"] else None
+    rows = []
+    out.mkdir(parents=True, exist_ok=True)
+    for name, (payload, run_cfg) in runs.items():
+        model = model_from_checkpoint(payload, run_cfg)
+        policy = Policy(model, run_cfg, seed=ec["noise_seed"], device=run_cfg["device"])
+        reference = pretrained_reference(payload, model) if run_cfg["method"]["kind"] != "ddpm" else None
+        for solver, nfe in operating_points(run_cfg, bc["nfes"], bc["ft_own_nfe_only"]):
+            row: dict[str, Any] = {"method": name, "kind": run_cfg["method"]["kind"], "solver": solver, "nfe": nfe}
+            if held is not None and reference is not None:
+                cond = model.condition(torch.from_numpy(held.obs))
+                action = model.action_norm.normalize(torch.from_numpy(held.act))
+                errs = reconstruction_errors(model, cond, action, held.latents(reference), solver, [nfe])
+                row["recon_mse_inverse"] = errs["inverse"][nfe]
+                row["recon_mse_independent"] = errs["independent"][nfe]
+            results, videos, _ = rollout_episodes(policy, run_cfg, seeds, nfe, solver, ec["n_envs"], 0)
+            metrics = summarize(results, nfe, solver)
+            row.update(
+                score=metrics["score"],
+                score_ci95=metrics["score_ci95"],
+                success_rate=metrics["success_rate"],
+                success_ci95=metrics["success_ci95"],
+                n_episodes=metrics["n_episodes"],
+            )
+            obs = split_flat_obs(held.obs, run_cfg["task"]) if held is not None else None
+            if obs is not None:
+                row["latency_ms_batch1"] = batch1_latency_ms(policy, obs, solver, nfe, bc["latency_calls"])
+            rows.append(row)
+            print(_row_line(row))
+            write_tables(rows, out, "bench")
+    plot_vs_nfe(rows, out)
+    return rows
+
+
+def _fmt_ci(value: float, ci: list[float]) -> str:
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _row_line(row: dict[str, Any]) -> str:
+    parts = [f"{row['method']:>10} {row['solver']:>6} NFE {row['nfe']:>3}"]
+    if "recon_mse_inverse" in row:
+        parts.append(f"recon {row['recon_mse_inverse']:.5f}")
+    for key, label in (("score", "score"), ("success_rate", "success")):
+        if key in row:
+            parts.append(f"{label} {_fmt_ci(row[key], row[key.replace('_rate', '') + '_ci95'])}")
+    if "latency_ms_batch1" in row:
+        parts.append(f"{row['latency_ms_batch1']:.1f} ms")
+    return "  ".join(parts)
+
+
+def write_tables(rows: list[dict[str, Any]], out: Path, stem: str) -> None:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with open(out / f"{stem}.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: json.dumps(v) if isinstance(v, list) else v for k, v in r.items()})
+    shown = [k for k in keys if not k.endswith("_ci95") and k not in ("kind", "n_episodes")]
+    lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+    for r in rows:
+        cells = []
+        for k in shown:
+            v = r.get(k, "")
+            if k in ("score", "success_rate") and v != "":
+                cells.append(_fmt_ci(v, r[k.replace("_rate", "") + "_ci95"]))
+            elif isinstance(v, float):
+                cells.append(f"{v:.5f}" if "recon" in k else f"{v:.3f}" if "ms" not in k else f"{v:.1f}")
+            else:
+                cells.append(str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    n = rows[0].get("n_episodes", "")
+    header = f"{n} evaluation episodes per row; score and success with 95% confidence intervals.\n\n" if n else ""
+    (out / f"{stem}.md").write_text(header + "\n".join(lines) + "\n")
+
+
+def plot_vs_nfe(rows: list[dict[str, Any]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [
+        m for m in ("success_rate", "score", "recon_mse_inverse", "latency_ms_batch1") if any(m in r for r in rows)
+    ]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.8))
+    for ax, metric in zip(np.atleast_1d(axes), metrics):
+        for method in dict.fromkeys(r["method"] for r in rows):
+            pts = [(r["nfe"], r[metric]) for r in rows if r["method"] == method and metric in r]
+            if pts:
+                ax.plot(*zip(*pts), "o-", label=method)
+        ax.set_xscale("log", base=2)
+        if metric.startswith("recon") or metric.startswith("latency"):
+            ax.set_yscale("log")
+        ax.set_xlabel("NFE")
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].legend()
+    fig.tight_layout()
+    fig.savefig(out / "bench.png", dpi=120)
+    plt.close(fig)
+
+
+@torch.no_grad()
+def chunk_deviation(policy: Policy, obs: dict[str, np.ndarray], noise: float, seed: int = 0) -> float:
+    """Mean max-abs change of the predicted chunk (env units) when observations get noise ``noise``.
+
+    The sampling noise is the same for both predictions, so the difference is the
+    policy's response to the observation perturbation alone (input-to-state stability).
+    """
+    rng = np.random.default_rng(seed)
+    noisy = {k: v + rng.normal(0, noise, v.shape) for k, v in obs.items()}
+    policy.reset()
+    clean = policy.predict_action_chunk(obs)
+    policy.reset()
+    perturbed = policy.predict_action_chunk(noisy)
+    return float(np.abs(perturbed - clean).max(axis=(1, 2)).mean())
+
+
+def robustness(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
+    """Each run at its own inference NFE under observation noise and a block displacement."""
+    rc, ec = cfg["robustness"], cfg["eval"]
+    runs = load_runs(cfg)
+    seeds = list(range(ec["seed_start"], ec["seed_start"] + ec["episodes"]))
+    first_cfg = next(iter(runs.values()))[1]
+    held = HeldOut(load_task_data(first_cfg), first_cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    settings = [("obs_noise", level) for level in rc["obs_noise"]]
+    settings += [("block_displaced", px) for px in rc["displace_px"]]
+    for name, (payload, run_cfg) in runs.items():
+        policy = Policy(
+            model_from_checkpoint(payload, run_cfg), run_cfg, seed=ec["noise_seed"], device=run_cfg["device"]
+        )
+        solver, nfe = run_cfg["inference"]["solver"], run_cfg["inference"]["nfe"]
+        obs = split_flat_obs(held.obs, run_cfg["task"])
+        for kind, level in settings:
+            noise = level if kind == "obs_noise" else 0.0
+            disturbance = (rc["disturb_step"], level) if kind == "block_displaced" else None
+            results, _, _ = rollout_episodes(
+                policy, run_cfg, seeds, nfe, solver, ec["n_envs"], 0, obs_noise=noise, disturbance=disturbance
+            )
+            metrics = summarize(results, nfe, solver)
+            row = {"method": name, "solver": solver, "nfe": nfe, "perturbation": kind, "level": level}
+            row.update({k: metrics[k] for k in ("score", "score_ci95", "success_rate", "success_ci95", "n_episodes")})
+            if kind == "obs_noise":
+                row["chunk_deviation"] = chunk_deviation(policy, obs, level) if level else 0.0
+            rows.append(row)
+            print(_row_line(row) + f"  {kind} {level}")
+            write_tables(rows, out, "robustness")
+    plot_robustness(rows, out)
+    return rows
+
+
+def plot_robustness(rows: list[dict[str, Any]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = list(dict.fromkeys(r["perturbation"] for r in rows))
+    fig, axes = plt.subplots(1, len(kinds) + 1, figsize=(4.5 * (len(kinds) + 1), 3.8))
+    for ax, kind in zip(axes, kinds):
+        for method in dict.fromkeys(r["method"] for r in rows):
+            pts = [(r["level"], r["success_rate"]) for r in rows if r["method"] == method and r["perturbation"] == kind]
+            ax.plot(*zip(*pts), "o-", label=method)
+        ax.set_xlabel("noise std (px)" if kind == "obs_noise" else "displacement (px)")
+        ax.set_ylabel("success rate")
+        ax.set_title(kind)
+        ax.grid(alpha=0.3)
+    for method in dict.fromkeys(r["method"] for r in rows):
+        pts = [(r["level"], r["chunk_deviation"]) for r in rows if r["method"] == method and "chunk_deviation" in r]
+        axes[-1].plot(*zip(*pts), "o-", label=method)
+    axes[-1].set_xlabel("observation noise std (px)")
+    axes[-1].set_ylabel("action-chunk deviation (px)")
+    axes[-1].set_title("input-to-state stability")
+    axes[-1].grid(alpha=0.3)
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(out / "robustness.png", dpi=120)
+    plt.close(fig)
