@@ -257,7 +257,7 @@ def test_bench_and_robustness_tables(ft_runs, tiny_run, tmp_path):
 def test_block_displacement_moves_the_block():
     from fmpolicy.envs.pusht import BlockDisturbance, PushTKeypointEnv
 
-    env = BlockDisturbance(PushTKeypointEnv(), at_step=2, distance=50.0)
+    env = BlockDisturbance(PushTKeypointEnv(), at_step=1, distance=50.0)
     obs, _ = env.reset(seed=0)
     before = obs["state"][2:4].copy()
     env.step(obs["agent_pos"])
