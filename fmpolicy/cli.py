@@ -16,6 +16,7 @@ from fmpolicy.errors import UserError
 
 USAGE = """usage: fmpolicy COMMAND key=value ...
 
+  demos     task=pusht episodes=N out=PATH.zarr
   train     task=pusht_lowdim method=fm dataset.path=PATH train.steps=N out=DIR
   finetune  checkpoint=PATH method=ft_mle|ft_residual inference.nfe=K train.steps=N out=DIR
   diagnose  checkpoint=PATH out=DIR
@@ -38,6 +39,33 @@ def _split_checkpoint(overrides: dict[str, Any], required: bool) -> tuple[str | 
     if required and not ckpt:
         raise UserError("no checkpoint given: pass checkpoint=RUN_DIR (or a .pt file written by fmpolicy train)")
     return ckpt, overrides
+
+
+def cmd_demos(overrides: dict[str, Any]) -> None:
+    from fmpolicy.config import CONFIG_DIR
+    from fmpolicy.data.demos import generate_demos
+
+    overrides = dict(overrides)
+    task = overrides.pop("task", "pusht")
+    if (CONFIG_DIR / "task" / f"{task}.yaml").exists():
+        overrides["task"] = task
+    for key in ("episodes", "seed_start", "min_coverage"):
+        if key in overrides:
+            overrides[f"demos.{key}"] = overrides.pop(key)
+    out = overrides.pop("out", None)
+    if not out:
+        raise UserError("no output given: pass out=PATH.zarr")
+    cfg = compose(overrides)
+    suite = cfg["task"]["suite"] or task
+    dc = cfg["demos"]
+    r = generate_demos(
+        suite, dc["episodes"], out, dc["seed_start"], dc["min_coverage"], cfg["task"]["max_episode_steps"]
+    )
+    print(
+        f"expert: {r['episodes_kept']}/{r['episodes_run']} episodes kept (coverage >= {dc['min_coverage']}), "
+        f"success (> 0.95) {r['success_rate']:.2f}, {r['mean_steps_kept']:.0f} steps on average, "
+        f"{r['episodes_per_min']:.1f} episodes/min -> {out}"
+    )
 
 
 def cmd_train(overrides: dict[str, Any]) -> None:
@@ -136,6 +164,7 @@ def cmd_robustness(overrides: dict[str, Any]) -> None:
 
 
 COMMANDS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "demos": cmd_demos,
     "train": cmd_train,
     "finetune": cmd_finetune,
     "diagnose": cmd_diagnose,
