@@ -16,6 +16,7 @@ from fmpolicy.errors import UserError
 
 USAGE = """usage: fmpolicy COMMAND key=value ...
 
+  pipeline  [preset=smoke|default|full] [dataset.path=PATH] [out=DIR]   demos -> FM -> FT-FM, ResFT-FM -> report
   demos     task=pusht episodes=N out=PATH.zarr
   train     task=pusht_lowdim method=fm dataset.path=PATH train.steps=N out=DIR
   finetune  checkpoint=PATH method=ft_mle|ft_residual inference.nfe=K train.steps=N out=DIR
@@ -39,6 +40,21 @@ def _split_checkpoint(overrides: dict[str, Any], required: bool) -> tuple[str | 
     if required and not ckpt:
         raise UserError("no checkpoint given: pass checkpoint=RUN_DIR (or a .pt file written by fmpolicy train)")
     return ckpt, overrides
+
+
+def cmd_pipeline(overrides: dict[str, Any]) -> None:
+    from fmpolicy.pipeline import run_pipeline
+
+    overrides = dict(overrides)
+    preset = overrides.pop("preset", "default")
+    task = overrides.pop("task", "pusht_lowdim")
+    task = "pusht_lowdim" if task == "pusht" else task
+    dataset = overrides.pop("dataset.path", None)
+    out = Path(overrides.pop("out", f"runs/pipeline_{preset}"))
+    device = overrides.pop("device", "cpu")
+    if overrides:
+        raise UserError(f"pipeline takes preset, task, dataset.path, out and device; not {', '.join(overrides)}")
+    run_pipeline(preset, task, dataset, out, device)
 
 
 def cmd_demos(overrides: dict[str, Any]) -> None:
@@ -164,6 +180,7 @@ def cmd_robustness(overrides: dict[str, Any]) -> None:
 
 
 COMMANDS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "pipeline": cmd_pipeline,
     "demos": cmd_demos,
     "train": cmd_train,
     "finetune": cmd_finetune,

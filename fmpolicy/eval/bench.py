@@ -20,6 +20,7 @@ from fmpolicy.data.tasks import TaskData, load_task_data, split_flat_obs
 from fmpolicy.errors import UserError
 from fmpolicy.eval.diagnostics import held_out_batch, reconstruction_errors
 from fmpolicy.eval.rollout import rollout_episodes, summarize
+from fmpolicy.eval.video import write_video
 from fmpolicy.policy.api import Policy, model_from_checkpoint
 from fmpolicy.policy.checkpoint import load_checkpoint
 from fmpolicy.policy.finetune import invert_windows, pretrained_reference
@@ -108,7 +109,9 @@ def bench(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
                 errs = reconstruction_errors(model, cond, action, held.latents(reference), solver, [nfe])
                 row["recon_mse_inverse"] = errs["inverse"][nfe]
                 row["recon_mse_independent"] = errs["independent"][nfe]
-            results, videos, _ = rollout_episodes(policy, run_cfg, seeds, nfe, solver, ec["n_envs"], 0)
+            results, videos, _ = rollout_episodes(policy, run_cfg, seeds, nfe, solver, ec["n_envs"], ec["videos"])
+            for seed, frames in zip(seeds, videos):
+                write_video(out / "videos" / f"{name}_nfe{nfe}_seed{seed}.mp4", frames)
             metrics = summarize(results, nfe, solver)
             row.update(
                 score=metrics["score"],

@@ -1,0 +1,30 @@
+"""The README's main job, at the smoke preset: demos -> FM -> FT-FM, ResFT-FM -> evaluation -> report."""
+
+import csv
+import re
+
+from fmpolicy.cli import main
+
+
+def test_smoke_pipeline_end_to_end_and_resumes(tmp_path, capsys):
+    out = tmp_path / "pipe"
+    assert main(["pipeline", "preset=smoke", f"out={out}"]) == 0
+    report = (out / "report.md").read_text()
+    assert "expert success rate" in report and "| FT-FM | euler | 2 |" in report
+    rows = list(csv.DictReader(open(out / "bench" / "bench.csv")))
+    assert {r["method"] for r in rows} == {"FM", "FT-FM", "ResFT-FM"}
+    for r in rows:
+        assert 0.0 <= float(r["score"]) <= 1.0 and float(r["recon_mse_inverse"]) > 0
+    assert re.search(r"\| FM \| euler \| 10 \| \d\.\d{5} ", report)
+    assert list((out / "bench" / "videos").glob("*.mp4"))
+    # re-running finds every stage done: nothing is trained again
+    assert "train:" in capsys.readouterr().err  # (the first run did show training progress)
+    assert main(["pipeline", "preset=smoke", f"out={out}"]) == 0
+    assert "train:" not in capsys.readouterr().err
+
+
+def test_pipeline_rejects_unknown_preset_and_keys(capsys, tmp_path):
+    assert main(["pipeline", "preset=huge", f"out={tmp_path}"]) == 2
+    assert "unknown preset 'huge'" in capsys.readouterr().err
+    assert main(["pipeline", "train.steps=3"]) == 2
+    assert "pipeline takes preset" in capsys.readouterr().err
