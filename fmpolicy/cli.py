@@ -22,6 +22,7 @@ USAGE = """usage: fmpolicy COMMAND key=value ...
   finetune  checkpoint=PATH method=ft_mle|ft_residual inference.nfe=K train.steps=N out=DIR
   diagnose  checkpoint=PATH out=DIR
   bench     bench.runs='{FM: RUN, FT-FM: RUN, DDPM: RUN}' bench.nfes=[1,2,4,8,16] eval.episodes=200 out=DIR
+  speed     [checkpoint=PATH | task=pusht_lowdim method=fm policy.down_dims=[...]] out=DIR
   robustness bench.runs='{FM: RUN, FT-FM: RUN, ResFT-FM: RUN}' eval.episodes=100 out=DIR
   eval      checkpoint=PATH eval.episodes=N eval.nfe=K out=DIR
   deploy    checkpoint=PATH deploy.steps=300 out=DIR
@@ -179,6 +180,31 @@ def cmd_robustness(overrides: dict[str, Any]) -> None:
     print(f"-> {cfg['out']}/robustness.md, robustness.csv, robustness.png")
 
 
+def cmd_speed(overrides: dict[str, Any]) -> None:
+    from fmpolicy.eval.speed import measure_speed
+    from fmpolicy.policy.api import model_from_checkpoint
+
+    ckpt, overrides = _split_checkpoint(overrides, required=False)
+    overrides.setdefault("out", "runs/speed")
+    model = None
+    if ckpt:
+        payload, cfg = _checkpoint_config(ckpt, overrides)
+        model = model_from_checkpoint(payload, cfg)
+    else:
+        overrides.setdefault("task", "pusht_lowdim")
+        cfg = compose(overrides)
+    r = measure_speed(cfg, Path(cfg["out"]), model)
+    print(f"{r['parameters'] / 1e6:.2f}M parameters, {r['threads']} torch threads")
+    print(
+        f"training: {r['train_samples_per_s']:.0f} samples/s ({r['train_step_s'] * 1000:.0f} ms per step of {cfg['train']['batch_size']})"
+    )
+    print("batch-1 latency per chunk: " + ", ".join(f"NFE {k}: {v:.1f} ms" for k, v in r["latency_ms_batch1"].items()))
+    print(
+        f"rollouts: {r['rollout_env_steps_per_s']:.0f} env steps/s ({r['rollout']['episodes']} vector envs, NFE {r['rollout']['nfe']})"
+    )
+    print(f"-> {cfg['out']}/speed.json")
+
+
 COMMANDS: dict[str, Callable[[dict[str, Any]], None]] = {
     "pipeline": cmd_pipeline,
     "demos": cmd_demos,
@@ -188,6 +214,7 @@ COMMANDS: dict[str, Callable[[dict[str, Any]], None]] = {
     "eval": cmd_eval,
     "deploy": cmd_deploy,
     "bench": cmd_bench,
+    "speed": cmd_speed,
     "robustness": cmd_robustness,
 }
 

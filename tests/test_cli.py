@@ -89,3 +89,21 @@ def test_deploy_drives_the_simulator(tmp_path, tiny_run, capsys):
     summary = json.loads((tmp_path / "deploy.json").read_text())
     assert summary["env_steps"] == 16 and summary["calls"] == 2
     assert (tmp_path / "deploy.mp4").stat().st_size > 1000
+
+
+def test_speed_benchmark_writes_its_numbers(tmp_path, tiny_run):
+    _, result = tiny_run
+    argv = [
+        "speed",
+        f"checkpoint={result.checkpoint}",
+        "speed.train_steps=2",
+        "speed.latency_calls=2",
+        "speed.rollout_episodes=2",
+        "eval.max_episode_steps=16",
+        f"out={tmp_path}",
+    ]
+    assert main(argv) == 0
+    r = json.loads((tmp_path / "speed.json").read_text())
+    assert r["train_samples_per_s"] > 0 and r["rollout_env_steps_per_s"] > 0
+    assert set(r["latency_ms_batch1"]) == {"1", "4", "10"}
+    assert r["latency_ms_batch1"]["10"] > r["latency_ms_batch1"]["1"]

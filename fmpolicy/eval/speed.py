@@ -1,0 +1,76 @@
+"""``fmpolicy speed``: training throughput, batch-1 latency per chunk, rollout throughput."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fmpolicy.data.tasks import OBS_SHAPES
+from fmpolicy.eval.rollout import rollout_episodes
+from fmpolicy.policy.api import Policy
+from fmpolicy.policy.model import build_model
+
+
+def _random_obs(cfg: dict[str, Any], batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    shapes = OBS_SHAPES[cfg["task"]["suite"]]
+    n = cfg["policy"]["n_obs_steps"]
+    return {k: rng.uniform(100, 400, (batch, n, *shapes[k])) for k in cfg["task"]["obs_keys"]}
+
+
+def measure_speed(cfg: dict[str, Any], out: Path, model: torch.nn.Module | None = None) -> dict[str, Any]:
+    sc, p = cfg["speed"], cfg["policy"]
+    rng = np.random.default_rng(0)
+    obs_dim = sum(int(np.prod(OBS_SHAPES[cfg["task"]["suite"]][k])) for k in cfg["task"]["obs_keys"])
+    action_dim = sc["action_dim"]
+    model = model or build_model(cfg, obs_dim, action_dim)
+    result: dict[str, Any] = {
+        "parameters": sum(x.numel() for x in model.parameters()),
+        "threads": torch.get_num_threads(),
+    }
+
+    opt = torch.optim.AdamW([x for x in model.parameters() if x.requires_grad], lr=1e-4)
+    bs = cfg["train"]["batch_size"]
+    obs = torch.rand(bs, p["n_obs_steps"], obs_dim)
+    act = torch.rand(bs, p["horizon"], action_dim) * 2 - 1
+    times = []
+    for i in range(sc["train_steps"] + 2):
+        t = time.perf_counter()
+        loss = model.pretrain_loss(model.condition(obs), act, "uniform")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i >= 2:  # skip warm-up
+            times.append(time.perf_counter() - t)
+    result["train_step_s"] = float(np.median(times))
+    result["train_samples_per_s"] = bs / result["train_step_s"]
+
+    policy = Policy(model, cfg)
+    one = _random_obs(cfg, 1, rng)
+    result["latency_ms_batch1"] = {}
+    for nfe in sc["nfes"]:
+        policy.predict_action(one, nfe=nfe)
+        lat = []
+        for _ in range(sc["latency_calls"]):
+            t = time.perf_counter()
+            policy.predict_action(one, nfe=nfe)
+            lat.append(1000 * (time.perf_counter() - t))
+        result["latency_ms_batch1"][nfe] = float(np.median(lat))
+
+    seeds = list(range(cfg["eval"]["seed_start"], cfg["eval"]["seed_start"] + sc["rollout_episodes"]))
+    _, _, steps_per_s = rollout_episodes(
+        policy, cfg, seeds, sc["rollout_nfe"], cfg["inference"]["solver"], sc["rollout_episodes"], progress=False
+    )
+    result["rollout_env_steps_per_s"] = steps_per_s
+    result["rollout"] = {
+        "episodes": sc["rollout_episodes"],
+        "nfe": sc["rollout_nfe"],
+        "vector_envs": sc["rollout_episodes"],
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "speed.json").write_text(json.dumps(result, indent=2))
+    return result
