@@ -1,7 +1,8 @@
 """``fmpolicy <command> key=value ...``: the one entry point users run.
 
-Commands: train, eval, deploy (and the fine-tuning and benchmark commands as
-they land). Bad input ends with one line on stderr and exit status 2.
+Each command composes its config from YAML files and overrides (``config.py``)
+and calls one library function. Bad input ends with one line on stderr and
+exit status 2.
 """
 
 from __future__ import annotations
