@@ -21,6 +21,7 @@ from fmpolicy.errors import UserError
 from fmpolicy.eval.diagnostics import held_out_batch, reconstruction_errors
 from fmpolicy.eval.rollout import rollout_episodes, summarize
 from fmpolicy.eval.video import write_video
+from fmpolicy.plotting import figure, save
 from fmpolicy.policy.api import Policy, model_from_checkpoint
 from fmpolicy.policy.checkpoint import load_checkpoint
 from fmpolicy.policy.finetune import invert_windows, pretrained_reference
@@ -172,15 +173,10 @@ def write_tables(rows: list[dict[str, Any]], out: Path, stem: str) -> None:
 
 
 def plot_vs_nfe(rows: list[dict[str, Any]], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     metrics = [
         m for m in ("success_rate", "score", "recon_mse_inverse", "latency_ms_batch1") if any(m in r for r in rows)
     ]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.8))
+    fig, axes = figure(len(metrics), width=4.5, height=3.8)
     for ax, metric in zip(np.atleast_1d(axes), metrics):
         for method in dict.fromkeys(r["method"] for r in rows):
             pts = [(r["nfe"], r[metric]) for r in rows if r["method"] == method and metric in r]
@@ -193,9 +189,7 @@ def plot_vs_nfe(rows: list[dict[str, Any]], out: Path) -> None:
         ax.set_title(metric)
         ax.grid(alpha=0.3)
     np.atleast_1d(axes)[0].legend()
-    fig.tight_layout()
-    fig.savefig(out / "bench.png", dpi=120)
-    plt.close(fig)
+    save(fig, out / "bench.png")
 
 
 @torch.no_grad()
@@ -250,13 +244,8 @@ def robustness(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
 
 
 def plot_robustness(rows: list[dict[str, Any]], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     kinds = list(dict.fromkeys(r["perturbation"] for r in rows))
-    fig, axes = plt.subplots(1, len(kinds) + 1, figsize=(4.5 * (len(kinds) + 1), 3.8))
+    fig, axes = figure(len(kinds) + 1, width=4.5, height=3.8)
     for ax, kind in zip(axes, kinds):
         for method in dict.fromkeys(r["method"] for r in rows):
             pts = [(r["level"], r["success_rate"]) for r in rows if r["method"] == method and r["perturbation"] == kind]
@@ -273,6 +262,4 @@ def plot_robustness(rows: list[dict[str, Any]], out: Path) -> None:
     axes[-1].set_title("input-to-state stability")
     axes[-1].grid(alpha=0.3)
     axes[0].legend()
-    fig.tight_layout()
-    fig.savefig(out / "robustness.png", dpi=120)
-    plt.close(fig)
+    save(fig, out / "robustness.png")

@@ -21,6 +21,7 @@ from torch.func import jacrev, vmap
 
 from fmpolicy.data.tasks import TaskData
 from fmpolicy.errors import UserError
+from fmpolicy.plotting import figure, save
 from fmpolicy.policy.finetune import invert_windows, latent_stats
 from fmpolicy.policy.model import FlowSampling
 from fmpolicy.policy.residual import ResidualFlowModel
@@ -157,12 +158,7 @@ def diagnose(
 
 
 def plot_diagnostics(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax1, ax2) = figure(2, width=5.5)
     for pairing, errs in result["reconstruction_mse"].items():
         ax1.plot(list(errs), list(errs.values()), "o-", label=pairing)
     ax1.set_xscale("log", base=2)
@@ -179,6 +175,4 @@ def plot_diagnostics(result: dict[str, Any], path: Path) -> None:
     ax2.set_yscale("symlog")
     ax2.legend()
     ax2.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from fmpolicy.envs import make_env
 from fmpolicy.envs.pusht import SUCCESS_COVERAGE
 from fmpolicy.eval.video import write_video
+from fmpolicy.plotting import figure, save
 from fmpolicy.policy.api import Policy, model_from_checkpoint
 
 
@@ -128,22 +129,15 @@ def summarize(results: list[dict[str, Any]], nfe: int, solver: str) -> dict[str,
 
 
 def plot_coverage(results: list[dict[str, Any]], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     cov = np.array([r["max_coverage"] for r in results])
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = figure(height=3.5)
     ax.hist(cov, bins=np.linspace(0, 1, 41), color="tab:blue")
     ax.axvline(SUCCESS_COVERAGE, color="k", ls="--", label="success threshold 0.95")
     ax.set_xlabel("best coverage in episode")
     ax.set_ylabel("episodes")
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
 
 
 def evaluate_policy(policy: Policy, cfg: dict[str, Any], out: Path, progress: bool = True) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from fmpolicy.config import dump
 from fmpolicy.data.tasks import TaskData
 from fmpolicy.data.windows import WindowDataset
+from fmpolicy.plotting import figure, save
 from fmpolicy.policy.checkpoint import save_checkpoint
 
 
@@ -81,13 +82,8 @@ def validation_loss(
 
 
 def plot_history(history: list[dict[str, float]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     steps = [h["step"] for h in history]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = figure()
     ax.plot(steps, [h["loss"] for h in history], label="train")
     val = [(h["step"], h["val_loss"]) for h in history if not np.isnan(h.get("val_loss", np.nan))]
     if val:
@@ -98,9 +94,7 @@ def plot_history(history: list[dict[str, float]], path: Path) -> None:
     ax.set_ylabel("loss")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
 
 
 def train(
