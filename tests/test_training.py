@@ -77,3 +77,29 @@ def test_zero_step_config_still_writes_loadable_checkpoint(tmp_path, real_zarr):
     cfg = tiny_config(tmp_path, real_zarr, **{"train.steps": 0})
     pretrain(cfg, progress=False)
     assert load_policy(tmp_path).n_action_steps == 8
+
+
+def test_ddpm_baseline_trains_and_is_measured_with_ddim_and_ddpm(tmp_path, real_zarr):
+    import csv
+
+    from fmpolicy.cli import main
+    from fmpolicy.policy.pretrain import pretrain
+
+    cfg = tiny_config(tmp_path / "ddpm", real_zarr, method="ddpm")
+    result = pretrain(cfg, progress=False)
+    losses = [h["loss"] for h in result.history]
+    assert losses[-1] < 0.7 * losses[0]
+    argv = [
+        "bench",
+        f"bench.runs={{DDPM: {result.checkpoint}}}",
+        "eval.episodes=2",
+        "eval.n_envs=2",
+        "eval.max_episode_steps=8",
+        "diagnose.windows=4",
+        "bench.latency_calls=1",
+        f"out={tmp_path}/b",
+    ]
+    assert main(argv) == 0
+    rows = list(csv.DictReader(open(tmp_path / "b" / "bench.csv")))
+    assert [(r["solver"], r["nfe"]) for r in rows] == [("ddpm", "100"), ("ddim", "10")]
+    assert float(rows[0]["latency_ms_batch1"]) > float(rows[1]["latency_ms_batch1"])

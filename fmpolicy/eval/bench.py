@@ -44,11 +44,14 @@ def load_runs(cfg: dict[str, Any]) -> dict[str, tuple[dict[str, Any], dict[str, 
     return out
 
 
-def operating_points(run_cfg: dict[str, Any], nfes: list[int], own_only: bool) -> list[tuple[str, int]]:
-    """(solver, NFE) pairs a run is measured at."""
+def operating_points(
+    run_cfg: dict[str, Any], nfes: list[int], own_only: bool, diffusion: list[str]
+) -> list[tuple[str, int]]:
+    """(solver, NFE) pairs a run is measured at; diffusion runs with DDPM (all steps) and/or DDIM-10."""
     kind, inf = run_cfg["method"]["kind"], run_cfg["inference"]
     if kind == "ddpm":
-        return [("ddpm", run_cfg["method"]["train_timesteps"]), ("ddim", 10)]
+        points = {"ddpm": ("ddpm", run_cfg["method"]["train_timesteps"]), "ddim": ("ddim", 10)}
+        return [points[s] for s in diffusion]
     if own_only and kind.startswith("ft_"):
         return [(inf["solver"], inf["nfe"])]
     return [(inf["solver"], n) for n in nfes if n % EVALS_PER_STEP[inf["solver"]] == 0]
@@ -102,7 +105,7 @@ def bench(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
         model = model_from_checkpoint(payload, run_cfg)
         policy = Policy(model, run_cfg, seed=ec["noise_seed"], device=run_cfg["device"])
         reference = pretrained_reference(payload, model) if run_cfg["method"]["kind"] != "ddpm" else None
-        for solver, nfe in operating_points(run_cfg, bc["nfes"], bc["ft_own_nfe_only"]):
+        for solver, nfe in operating_points(run_cfg, bc["nfes"], bc["ft_own_nfe_only"], bc["diffusion"]):
             row: dict[str, Any] = {"method": name, "kind": run_cfg["method"]["kind"], "solver": solver, "nfe": nfe}
             if held is not None and reference is not None:
                 cond = model.condition(torch.from_numpy(held.obs))
