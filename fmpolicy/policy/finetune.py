@@ -137,10 +137,14 @@ def build_latents(
     cache: Path,
     progress: bool = True,
 ) -> dict[str, LatentBank]:
-    """Invert the chosen windows of each split once; reuse ``cache`` when it holds the same windows."""
+    """Invert the chosen windows of each split once; reuse ``cache`` when it holds the same windows and settings."""
+    settings = {k: mc[k] for k in ("inverse_solver", "inverse_nfe", "inverse_warp")}
     if cache.exists():
         saved = torch.load(cache, weights_only=False)
-        if all(name in saved and np.array_equal(saved[name]["indices"], idx) for name, (_, idx) in splits.items()):
+        same = saved.get("settings") == settings and all(
+            name in saved and np.array_equal(saved[name]["indices"], idx) for name, (_, idx) in splits.items()
+        )
+        if same:
             return {name: LatentBank(idx, saved[name]["latents"], len(w)) for name, (w, idx) in splits.items()}
     banks = {}
     for name, (windows, idx) in splits.items():
@@ -149,13 +153,11 @@ def build_latents(
         )
         banks[name] = LatentBank(idx, z, len(windows))
     cache.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            name: {"indices": b.indices, "latents": b.latents, "stats": latent_stats(b.latents)}
-            for name, b in banks.items()
-        },
-        cache,
-    )
+    saved = {
+        name: {"indices": b.indices, "latents": b.latents, "stats": latent_stats(b.latents)}
+        for name, b in banks.items()
+    }
+    torch.save({"settings": settings, **saved}, cache)
     return banks
 
 
