@@ -196,7 +196,7 @@ def plot_vs_nfe(rows: list[dict[str, Any]], out: Path) -> None:
 
 
 @torch.no_grad()
-def chunk_deviation(policy: Policy, obs: dict[str, np.ndarray], noise: float, seed: int = 0) -> float:
+def chunk_deviation(policy: Policy, obs: dict[str, np.ndarray], noise: float, nfe: int, seed: int = 0) -> float:
     """Mean max-abs change of the predicted chunk (env units) when observations get noise ``noise``.
 
     The sampling noise is the same for both predictions, so the difference is the
@@ -205,14 +205,14 @@ def chunk_deviation(policy: Policy, obs: dict[str, np.ndarray], noise: float, se
     rng = np.random.default_rng(seed)
     noisy = {k: v + rng.normal(0, noise, v.shape) for k, v in obs.items()}
     policy.reset()
-    clean = policy.predict_action_chunk(obs)
+    clean = policy.predict_action_chunk(obs, nfe=nfe)
     policy.reset()
-    perturbed = policy.predict_action_chunk(noisy)
+    perturbed = policy.predict_action_chunk(noisy, nfe=nfe)
     return float(np.abs(perturbed - clean).max(axis=(1, 2)).mean())
 
 
 def robustness(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
-    """Each run at its own inference NFE under observation noise and a block displacement."""
+    """Each run (at ``robustness.nfe``, or its own inference NFE) under observation noise and a block displacement."""
     rc, ec = cfg["robustness"], cfg["eval"]
     runs = load_runs(cfg)
     seeds = list(range(ec["seed_start"], ec["seed_start"] + ec["episodes"]))
@@ -226,7 +226,7 @@ def robustness(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
         policy = Policy(
             model_from_checkpoint(payload, run_cfg), run_cfg, seed=ec["noise_seed"], device=run_cfg["device"]
         )
-        solver, nfe = run_cfg["inference"]["solver"], run_cfg["inference"]["nfe"]
+        solver, nfe = run_cfg["inference"]["solver"], rc["nfe"] or run_cfg["inference"]["nfe"]
         obs = split_flat_obs(held.obs, run_cfg["task"])
         for kind, level in settings:
             noise = level if kind == "obs_noise" else 0.0
@@ -238,7 +238,7 @@ def robustness(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
             row = {"method": name, "solver": solver, "nfe": nfe, "perturbation": kind, "level": level}
             row.update({k: metrics[k] for k in ("score", "score_ci95", "success_rate", "success_ci95", "n_episodes")})
             if kind == "obs_noise":
-                row["chunk_deviation"] = chunk_deviation(policy, obs, level) if level else 0.0
+                row["chunk_deviation"] = chunk_deviation(policy, obs, level, nfe) if level else 0.0
             rows.append(row)
             print(_row_line(row) + f"  {kind} {level}")
             write_tables(rows, out, "robustness")
