@@ -35,11 +35,13 @@ class AffineContraction(nn.Module):
             nn.Mish(),
             nn.Linear(hidden, dim * (2 + rank)),
         )
-        # Start near the pretrained field: mu = 0, L = 0, diag = softplus(-6) ~ 0.0025.
+        # Start near the pretrained field: mu = 0, diag = softplus(-6) ~ 0.0025 and a small random L
+        # (L = 0 exactly would be a saddle: P = L L^T has zero gradient with respect to L there).
         nn.init.zeros_(self.mlp[-1].weight)
         with torch.no_grad():
             self.mlp[-1].bias.zero_()
             self.mlp[-1].bias[dim : 2 * dim] = -6.0
+            self.mlp[-1].bias[2 * dim :].normal_(0.0, 0.05)
 
     def parts(self, t: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``mu (B, D)``, diagonal ``(B, D)`` and low-rank factor ``L (B, D, rank)`` of ``P - eps I``."""
