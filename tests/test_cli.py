@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from fmpolicy.cli import main
 from fmpolicy.data.replay_buffer import write_replay_buffer
@@ -50,6 +51,19 @@ def test_checkpoint_errors(capsys, tmp_path, tiny_run):
     _, result = tiny_run
     err = _error(capsys, ["eval", f"checkpoint={result.checkpoint}", "policy.down_dims=[32,64]", f"out={tmp_path}/e"])
     assert "does not fit the config" in err
+
+
+def test_device_errors(capsys, tmp_path, tiny_run):
+    _, result = tiny_run
+    err = _error(capsys, ["eval", f"checkpoint={result.checkpoint}", "device=gpu0", f"out={tmp_path}/e"])
+    assert "device 'gpu0' is not a torch device" in err and "device=cpu" in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_asked_for_without_a_gpu(capsys, tmp_path, tiny_run):
+    _, result = tiny_run
+    err = _error(capsys, ["eval", f"checkpoint={result.checkpoint}", "device=cuda", f"out={tmp_path}/e"])
+    assert "torch sees no CUDA GPU" in err and "device=cpu" in err
 
 
 def test_eval_writes_metrics_computed_from_the_environment(tmp_path, tiny_run):

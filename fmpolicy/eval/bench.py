@@ -24,6 +24,7 @@ from fmpolicy.eval.video import write_video
 from fmpolicy.plotting import figure, save
 from fmpolicy.policy.api import Policy, model_from_checkpoint
 from fmpolicy.policy.checkpoint import load_checkpoint
+from fmpolicy.policy.device import module_device
 from fmpolicy.policy.finetune import invert_windows, pretrained_reference
 from fmpolicy.policy.solvers import EVALS_PER_STEP
 
@@ -108,8 +109,10 @@ def bench(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
         for solver, nfe in operating_points(run_cfg, bc["nfes"], bc["ft_own_nfe_only"], bc["diffusion"]):
             row: dict[str, Any] = {"method": name, "kind": run_cfg["method"]["kind"], "solver": solver, "nfe": nfe}
             if held is not None and reference is not None:
-                cond = model.condition(torch.from_numpy(held.obs))
-                action = model.action_norm.normalize(torch.from_numpy(held.act))
+                device = module_device(model)
+                reference.to(device)
+                cond = model.condition(torch.from_numpy(held.obs).to(device))
+                action = model.action_norm.normalize(torch.from_numpy(held.act).to(device))
                 errs = reconstruction_errors(model, cond, action, held.latents(reference), solver, [nfe])
                 row["recon_mse_inverse"] = errs["inverse"][nfe]
                 row["recon_mse_independent"] = errs["independent"][nfe]

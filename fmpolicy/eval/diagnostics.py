@@ -22,6 +22,7 @@ from torch.func import jacrev, vmap
 from fmpolicy.data.tasks import TaskData
 from fmpolicy.errors import UserError
 from fmpolicy.plotting import figure, save
+from fmpolicy.policy.device import resolve_device
 from fmpolicy.policy.finetune import invert_windows, latent_stats
 from fmpolicy.policy.model import FlowSampling
 from fmpolicy.policy.residual import ResidualFlowModel
@@ -41,8 +42,8 @@ def velocity_jacobians(velocity, x: torch.Tensor, t: torch.Tensor, cond: torch.T
 def jacobian_summary(jac: torch.Tensor) -> dict[str, np.ndarray]:
     sym = 0.5 * (jac + jac.transpose(1, 2))
     return {
-        "lambda_max_sym": torch.linalg.eigvalsh(sym)[:, -1].numpy(),
-        "spectral_norm": torch.linalg.matrix_norm(jac, ord=2).numpy(),
+        "lambda_max_sym": torch.linalg.eigvalsh(sym)[:, -1].cpu().numpy(),
+        "spectral_norm": torch.linalg.matrix_norm(jac, ord=2).cpu().numpy(),
     }
 
 
@@ -61,7 +62,7 @@ def reconstruction_errors(
     seed: int = 0,
 ) -> dict[str, dict[int, float]]:
     gen = torch.Generator().manual_seed(seed)
-    fresh = torch.randn(action.shape, generator=gen)
+    fresh = torch.randn(action.shape, generator=gen).to(action.device)
     out: dict[str, dict[int, float]] = {"inverse": {}, "independent": {}}
     for nfe in nfes:
         if nfe % EVALS_PER_STEP[solver]:
@@ -85,7 +86,7 @@ def contraction_certificate(
         parts["pretrained"] = reference.velocity
     per_time: dict[str, list[dict[str, Any]]] = {k: [] for k in parts}
     for i, x in enumerate(path):
-        t = torch.full((x.shape[0],), i / n_points)
+        t = torch.full((x.shape[0],), i / n_points, device=x.device)
         for name, fn in parts.items():
             summary = jacobian_summary(velocity_jacobians(fn, x, t, cond).detach())
             per_time[name].append({"t": i / n_points, **{k: _stats(v) for k, v in summary.items()}})
@@ -119,13 +120,16 @@ def diagnose(
     """Write ``diagnostics.json`` and plots for ``model``; latents come from ``reference`` (the pretrained flow)."""
     dc = cfg["diagnose"]
     mc = cfg["method"]
+    device = resolve_device(cfg["device"])
+    model.to(device)
+    reference.to(device)
     idx, obs, act = held_out_batch(data, cfg, dc["windows"])
     windows = data.windows(cfg, "val")
     latents = invert_windows(
         reference, windows, idx, dc["inverse_solver"], dc["inverse_nfe"], dc["inverse_warp"], progress=False
     )
-    cond = model.condition(torch.from_numpy(obs))
-    action = model.action_norm.normalize(torch.from_numpy(act))
+    cond = model.condition(torch.from_numpy(obs).to(device))
+    action = model.action_norm.normalize(torch.from_numpy(act).to(device))
     with torch.no_grad():
         round_trip = (
             ((reference.sample(cond, latents, dc["inverse_solver"], dc["inverse_nfe"]) - action) ** 2).mean().item()
@@ -133,7 +137,7 @@ def diagnose(
     solver = cfg["inference"]["solver"]
     recon = reconstruction_errors(model, cond, action, latents, solver, dc["nfes"])
     n_cert = min(dc["certificate_samples"], len(idx))
-    noise = torch.randn((n_cert, *action.shape[1:]), generator=torch.Generator().manual_seed(1))
+    noise = torch.randn((n_cert, *action.shape[1:]), generator=torch.Generator().manual_seed(1)).to(device)
     cert = contraction_certificate(
         model, cond[:n_cert], noise, dc["certificate_points"], reference if reference is not model else None
     )

@@ -13,6 +13,7 @@ import torch
 from fmpolicy.data.tasks import OBS_SHAPES
 from fmpolicy.eval.rollout import rollout_episodes
 from fmpolicy.policy.api import Policy
+from fmpolicy.policy.device import resolve_device
 from fmpolicy.policy.model import build_model
 
 
@@ -27,16 +28,18 @@ def measure_speed(cfg: dict[str, Any], out: Path, model: torch.nn.Module | None 
     rng = np.random.default_rng(0)
     obs_dim = sum(int(np.prod(OBS_SHAPES[cfg["task"]["suite"]][k])) for k in cfg["task"]["obs_keys"])
     action_dim = sc["action_dim"]
-    model = model or build_model(cfg, obs_dim, action_dim)
+    device = resolve_device(cfg["device"])
+    model = (model or build_model(cfg, obs_dim, action_dim)).to(device)
     result: dict[str, Any] = {
         "parameters": sum(x.numel() for x in model.parameters()),
         "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
     }
 
     opt = torch.optim.AdamW([x for x in model.parameters() if x.requires_grad], lr=1e-4)
     bs = cfg["train"]["batch_size"]
-    obs = torch.rand(bs, p["n_obs_steps"], obs_dim)
-    act = torch.rand(bs, p["horizon"], action_dim) * 2 - 1
+    obs = torch.rand(bs, p["n_obs_steps"], obs_dim, device=device)
+    act = torch.rand(bs, p["horizon"], action_dim, device=device) * 2 - 1
     times = []
     for i in range(sc["train_steps"] + 2):
         t = time.perf_counter()
@@ -44,12 +47,14 @@ def measure_speed(cfg: dict[str, Any], out: Path, model: torch.nn.Module | None 
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         if i >= 2:  # skip warm-up
             times.append(time.perf_counter() - t)
     result["train_step_s"] = float(np.median(times))
     result["train_samples_per_s"] = bs / result["train_step_s"]
 
-    policy = Policy(model, cfg)
+    policy = Policy(model, cfg, device=str(device))
     one = _random_obs(cfg, 1, rng)
     result["latency_ms_batch1"] = {}
     for nfe in sc["nfes"]:

@@ -12,6 +12,7 @@ from torch import nn
 from fmpolicy.data.tasks import flat_obs
 from fmpolicy.errors import UserError
 from fmpolicy.policy.checkpoint import load_checkpoint
+from fmpolicy.policy.device import resolve_device
 from fmpolicy.policy.model import build_model
 
 
@@ -45,9 +46,9 @@ class Policy:
     """
 
     def __init__(self, model: nn.Module, cfg: dict[str, Any], seed: int = 0, device: str = "cpu") -> None:
-        self.model = model.to(device).eval()
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
         self.cfg = cfg
-        self.device = device
         self.obs_keys: list[str] = list(cfg["task"]["obs_keys"])
         p = cfg["policy"]
         self.horizon, self.n_obs_steps, self.n_action_steps = p["horizon"], p["n_obs_steps"], p["n_action_steps"]

@@ -23,6 +23,7 @@ from fmpolicy.errors import UserError
 from fmpolicy.policy import flow
 from fmpolicy.policy.api import model_from_checkpoint
 from fmpolicy.policy.checkpoint import load_checkpoint
+from fmpolicy.policy.device import module_device, resolve_device
 from fmpolicy.policy.model import FlowModel, FlowSampling, build_model
 from fmpolicy.policy.train import TrainResult, train, validation_batches
 
@@ -42,9 +43,10 @@ def invert_windows(
 ) -> torch.Tensor:
     """Latents ``(len(indices), horizon, action_dim)``: the flow's inverse of each window's actions."""
     out = []
+    device = module_device(model)
     for start in tqdm(range(0, len(indices), batch_size), desc="inverting windows", disable=not progress):
         obs, act = windows.get_batch(indices[start : start + batch_size])
-        obs_t, act_t = torch.from_numpy(obs), torch.from_numpy(act)
+        obs_t, act_t = torch.from_numpy(obs).to(device), torch.from_numpy(act).to(device)
         out.append(model.invert(model.condition(obs_t), model.action_norm.normalize(act_t), solver, nfe, warp))
     return torch.cat(out)
 
@@ -103,12 +105,18 @@ class ReconstructionObjective:
         params = [p for p in self.model.parameters() if p.requires_grad]
         return params + ([self.log_sigma] if self.log_sigma.requires_grad else [])
 
+    def to(self, device: torch.device) -> None:
+        self.model.to(device)
+        self.log_sigma.data = self.log_sigma.data.to(device)
+        for bank in self.latents.values():
+            bank.latents = bank.latents.to(device)
+
     def extra_state(self) -> dict[str, Any]:
         return {"log_sigma": self.log_sigma.detach().clone()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         with torch.no_grad():
-            self.log_sigma.copy_(state["log_sigma"])
+            self.log_sigma.copy_(state["log_sigma"].to(self.log_sigma.device))
 
     def latent(self, batch_idx: np.ndarray, like: torch.Tensor, split: str) -> torch.Tensor:
         if self.pairing == "independent":
@@ -140,7 +148,7 @@ def build_latents(
     """Invert the chosen windows of each split once; reuse ``cache`` when it holds the same windows and settings."""
     settings = {k: mc[k] for k in ("inverse_solver", "inverse_nfe", "inverse_warp")}
     if cache.exists():
-        saved = torch.load(cache, weights_only=False)
+        saved = torch.load(cache, map_location="cpu", weights_only=False)
         same = saved.get("settings") == settings and all(
             name in saved and np.array_equal(saved[name]["indices"], idx) for name, (_, idx) in splits.items()
         )
@@ -186,6 +194,7 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
     n = min(len(windows), mc["max_windows"]) if mc["max_windows"] else len(windows)
     pool = np.sort(rng.choice(len(windows), n, replace=False))
     latents: dict[str, LatentBank] = {}
+    pretrained.to(resolve_device(cfg["device"]))
     if mc["pairing"] == "inverse":
         val_windows = data.windows(cfg, "val")
         val_idx = np.unique(

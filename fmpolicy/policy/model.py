@@ -121,7 +121,7 @@ class DiffusionModel(ChunkModel):
             raise ValueError(f"diffusion models sample with solver ddpm or ddim, not '{solver}'")
         x = noise
         for t in scheduler.timesteps:
-            eps = self.net(x, t.float().expand(x.shape[0]), cond)
+            eps = self.net(x, t.float().expand(x.shape[0]).to(x.device), cond)
             x = scheduler.step(eps, t, x).prev_sample
         return x
 

@@ -23,6 +23,9 @@ class PretrainObjective:
     def parameters(self) -> list[nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
 
+    def to(self, device: torch.device) -> None:
+        self.model.to(device)
+
     def loss(
         self, obs: torch.Tensor, action: torch.Tensor, batch_idx: np.ndarray, split: str = "train"
     ) -> tuple[torch.Tensor, dict[str, float]]:

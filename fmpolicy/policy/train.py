@@ -27,6 +27,7 @@ from fmpolicy.data.tasks import TaskData
 from fmpolicy.data.windows import WindowDataset
 from fmpolicy.plotting import figure, save
 from fmpolicy.policy.checkpoint import save_checkpoint
+from fmpolicy.policy.device import module_device, resolve_device
 
 
 class Objective(Protocol):
@@ -38,6 +39,10 @@ class Objective(Protocol):
         self, obs: torch.Tensor, action: torch.Tensor, batch_idx: np.ndarray, split: str = "train"
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss of a batch of raw observations/actions (windows ``batch_idx`` of ``split``); scalars to log."""
+        ...
+
+    def to(self, device: torch.device) -> None:
+        """Move the model and whatever else the loss reads onto ``device``."""
         ...
 
 
@@ -74,9 +79,11 @@ def validation_loss(
     state = torch.get_rng_state()
     torch.manual_seed(seed)
     total = 0.0
+    device = module_device(objective.model)
     for idx in batches:
         obs, act = windows.get_batch(idx)
-        total += objective.loss(torch.from_numpy(obs), torch.from_numpy(act), idx, split="val")[0].item()
+        obs_t, act_t = torch.from_numpy(obs).to(device), torch.from_numpy(act).to(device)
+        total += objective.loss(obs_t, act_t, idx, split="val")[0].item()
     torch.set_rng_state(state)
     return total / len(batches)
 
@@ -114,6 +121,8 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     dump(cfg, out / "config.yaml")
     ckpt_path = out / "checkpoints" / "last.pt"
+    device = resolve_device(cfg["device"])
+    objective.to(device)
     model = objective.model
     params = objective.parameters()
     optimizer = torch.optim.AdamW(params, lr=tc["lr"], betas=tuple(tc["betas"]), weight_decay=tc["weight_decay"])
@@ -132,6 +141,7 @@ def train(
         optimizer.load_state_dict(payload["optimizer"])
         scheduler.load_state_dict(payload["scheduler"])
         ema.load_state_dict(payload["ema"])
+        ema.to(device)
         step, history = payload["step"], payload["history"]
         if payload.get("objective"):
             objective.load_extra_state(payload["objective"])
@@ -179,7 +189,8 @@ def train(
     while step < tc["steps"]:
         idx = pool[_batches(len(pool), tc["batch_size"], rng)]
         obs, act = train_windows.get_batch(idx)
-        loss, logs = objective.loss(torch.from_numpy(obs), torch.from_numpy(act), idx)
+        obs_t, act_t = torch.from_numpy(obs).to(device, non_blocking=True), torch.from_numpy(act).to(device)
+        loss, logs = objective.loss(obs_t, act_t, idx)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
