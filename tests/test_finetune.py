@@ -11,7 +11,7 @@ from fmpolicy.policy.checkpoint import load_checkpoint
 from fmpolicy.policy.finetune import LatentBank, ReconstructionObjective, finetune
 from fmpolicy.policy.model import FlowSampling
 from fmpolicy.policy.normalizer import MinMaxNormalizer
-from fmpolicy.policy.residual import AffineContraction
+from fmpolicy.policy.residual import AffineContraction, ConvexPotentialContraction
 
 
 class ToyFlow(FlowSampling, nn.Module):
@@ -114,13 +114,23 @@ def test_ft_fm_on_two_modes_inverse_keeps_modes_independent_collapses(pretrained
     assert x_ind.abs().median().item() < 1.0
 
 
-def test_residual_symmetric_jacobian_is_below_minus_eps():
-    torch.manual_seed(0)
-    eps, dim = 0.05, 12
-    head = AffineContraction(dim=dim, cond_dim=5, hidden=32, rank=3, eps=eps, time_scale=100.0).double()
+def _random_head(form: str, eps: float, dim: int) -> torch.nn.Module:
+    if form == "affine":
+        head = AffineContraction(dim=dim, cond_dim=5, hidden=32, rank=3, eps=eps, time_scale=100.0)
+    else:
+        head = ConvexPotentialContraction(dim=dim, cond_dim=5, hidden=32, layers=3, eps=eps, time_scale=100.0)
+    head = head.double()
     with torch.no_grad():  # random, far from the near-zero initialization
         for p in head.parameters():
             p.normal_(0, 0.5)
+    return head
+
+
+@pytest.mark.parametrize("form", ["affine", "convex_potential"])
+def test_residual_symmetric_jacobian_is_below_minus_eps(form):
+    torch.manual_seed(0)
+    eps, dim = 0.05, 12
+    head = _random_head(form, eps, dim)
     for _ in range(20):
         x = torch.randn(1, 6, 2, dtype=torch.float64) * 3
         t, cond = torch.rand(1, dtype=torch.float64), torch.randn(1, 5, dtype=torch.float64)
@@ -129,7 +139,24 @@ def test_residual_symmetric_jacobian_is_below_minus_eps():
         )
         sym = 0.5 * (jac + jac.T)
         assert torch.linalg.eigvalsh(sym).max().item() <= -eps + 1e-9
-        assert torch.allclose(jac, -head.precision(t, cond)[0], atol=1e-9)
+        if form == "affine":
+            assert torch.allclose(jac, -head.precision(t, cond)[0], atol=1e-9)
+        else:  # a gradient field: its Jacobian is symmetric, and nonlinear in x
+            assert torch.allclose(jac, jac.T, atol=1e-9)
+
+
+def test_convex_potential_gradient_matches_autograd():
+    torch.manual_seed(1)
+    head = _random_head("convex_potential", 0.05, 12)
+    x = torch.randn(7, 12, dtype=torch.float64, requires_grad=True)
+    t, cond = torch.rand(7, dtype=torch.float64), torch.randn(7, 5, dtype=torch.float64)
+    _, biases = head.parts(t, cond)
+    (auto,) = torch.autograd.grad(head.potential(x, biases).sum(), x)
+    assert torch.allclose(head.potential_grad(x, biases), auto, atol=1e-10)
+    # convex along a line through two points: phi at the midpoint <= the mean of the ends
+    y = torch.randn(7, 12, dtype=torch.float64)
+    mid = head.potential(0.5 * (x + y), biases)
+    assert torch.all(mid <= 0.5 * (head.potential(x, biases) + head.potential(y, biases)) + 1e-12)
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +164,12 @@ def ft_runs(tmp_path_factory, tiny_run):
     _, result = tiny_run
     payload = load_checkpoint(result.checkpoint)
     runs = {}
-    for method in ("ft_mle", "ft_residual"):
-        out = tmp_path_factory.mktemp(method)
+    for name, method, form in (
+        ("ft_mle", "ft_mle", None),
+        ("ft_residual", "ft_residual", "affine"),
+        ("ft_residual_convex", "ft_residual", "convex_potential"),
+    ):
+        out = tmp_path_factory.mktemp(name)
         overrides = {
             "method": method,
             "out": str(out),
@@ -153,26 +184,29 @@ def ft_runs(tmp_path_factory, tiny_run):
             "inference.nfe": 2,
             "method.sigma.mode": "learned",
         }
+        if form:
+            overrides["method.residual.form"] = form
         cfg = compose(overrides, base=payload["config"])
-        runs[method] = (finetune(payload, cfg, source=str(result.checkpoint), progress=False), payload)
+        runs[name] = (finetune(payload, cfg, source=str(result.checkpoint), progress=False), payload)
     return runs
 
 
-def test_residual_training_leaves_base_bit_identical(ft_runs):
-    result, pretrained = ft_runs["ft_residual"]
+@pytest.mark.parametrize("run", ["ft_residual", "ft_residual_convex"])
+def test_residual_training_leaves_base_bit_identical(ft_runs, run):
+    result, pretrained = ft_runs[run]
     tuned = load_checkpoint(result.checkpoint)
     for name in ("model", "ema_model"):
         for k, v in pretrained["ema_model"].items():
             assert torch.equal(tuned[name][f"base.{k}"], v), k
-    # the residual did train: its output layer starts at zero
+    # the residual did train: its conditioning network's output layer starts at zero
     assert tuned["model"]["residual.mlp.4.weight"].abs().sum() > 0
 
 
 def test_finetuned_checkpoints_round_trip_and_drive_the_policy_api(ft_runs):
     obs = {"keypoint": np.random.default_rng(0).uniform(100, 400, (2, 2, 9, 2)), "agent_pos": np.full((2, 2, 2), 250.0)}
-    for method, (result, _) in ft_runs.items():
+    for name, (result, _) in ft_runs.items():
         payload = load_checkpoint(result.checkpoint)
-        assert payload["config"]["method"]["kind"] == method and payload["source_checkpoint"]
+        assert name.startswith(payload["config"]["method"]["kind"]) and payload["source_checkpoint"]
         assert result.history[-1]["sigma"] != pytest.approx(0.05)  # learned sigma moved
         a = load_policy(result.checkpoint, seed=3).predict_action(obs)
         b = load_policy(result.checkpoint, seed=3).predict_action(obs)
@@ -180,12 +214,13 @@ def test_finetuned_checkpoints_round_trip_and_drive_the_policy_api(ft_runs):
         assert load_policy(result.checkpoint).nfe == 2
 
 
-def test_diagnose_reports_reconstruction_and_a_valid_certificate(ft_runs, tmp_path, capsys):
+@pytest.mark.parametrize("run", ["ft_residual", "ft_residual_convex"])
+def test_diagnose_reports_reconstruction_and_a_valid_certificate(ft_runs, run, tmp_path, capsys):
     import json
 
     from fmpolicy.cli import main
 
-    result, _ = ft_runs["ft_residual"]
+    result, _ = ft_runs[run]
     argv = [
         "diagnose",
         f"checkpoint={result.checkpoint}",

@@ -1,11 +1,18 @@
 """ResFT-FM: a frozen pretrained field plus a residual that is contracting by construction.
 
-``v(x, t, o) = v_frozen(x, t, o) + r(x, t, o)`` with the affine residual
-``r = -P(t, o) (x - mu(t, o))``, ``P = L L^T + diag(softplus(d)) + eps I``
-(``x`` is the flattened action chunk). ``dr/dx = -P`` is symmetric with every
-eigenvalue ``<= -eps``, whatever the weights: the residual contracts at rate at
-least ``eps``, and the whole field wherever ``eps`` exceeds the largest
-eigenvalue of the frozen field's symmetric Jacobian (measured by ``diagnose``).
+``v(x, t, o) = v_frozen(x, t, o) + r(x, t, o)`` (``x`` is the flattened action chunk)
+with one of two residuals (``method.residual.form``):
+
+* ``affine``: ``r = -P(t, o) (x - mu(t, o))``, ``P = L L^T + diag(softplus(d)) + eps I``;
+  ``dr/dx = -P``.
+* ``convex_potential``: ``r = -grad_x phi(x, t, o)``, ``phi = g * icnn(x) + eps/2 ||x - mu||^2``
+  with an input-convex network (nonnegative hidden-to-hidden and output weights, softplus);
+  ``dr/dx = -Hessian(phi)``, nonlinear in ``x``.
+
+Either way ``dr/dx`` is symmetric with every eigenvalue ``<= -eps``, whatever the
+weights: the residual contracts at rate at least ``eps``, and the whole field
+wherever ``eps`` exceeds the largest eigenvalue of the frozen field's symmetric
+Jacobian (measured by ``diagnose``).
 """
 
 from __future__ import annotations
@@ -16,9 +23,20 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fmpolicy.errors import UserError
 from fmpolicy.policy.model import FlowModel, FlowSampling
 from fmpolicy.policy.normalizer import MinMaxNormalizer
 from fmpolicy.policy.unet import SinusoidalEmbedding
+
+
+def _condition_mlp(cond_dim: int, hidden: int, out: int) -> nn.Sequential:
+    """``[time embedding, observation condition] -> out``, last layer zeroed (the caller sets its bias)."""
+    mlp = nn.Sequential(
+        nn.Linear(64 + cond_dim, hidden), nn.Mish(), nn.Linear(hidden, hidden), nn.Mish(), nn.Linear(hidden, out)
+    )
+    nn.init.zeros_(mlp[-1].weight)
+    nn.init.zeros_(mlp[-1].bias)
+    return mlp
 
 
 class AffineContraction(nn.Module):
@@ -28,18 +46,10 @@ class AffineContraction(nn.Module):
         super().__init__()
         self.dim, self.rank, self.eps, self.time_scale = dim, rank, eps, time_scale
         self.time_embed = SinusoidalEmbedding(64)
-        self.mlp = nn.Sequential(
-            nn.Linear(64 + cond_dim, hidden),
-            nn.Mish(),
-            nn.Linear(hidden, hidden),
-            nn.Mish(),
-            nn.Linear(hidden, dim * (2 + rank)),
-        )
+        self.mlp = _condition_mlp(cond_dim, hidden, dim * (2 + rank))
         # Start near the pretrained field: mu = 0, diag = softplus(-6) ~ 0.0025 and a small random L
         # (L = 0 exactly would be a saddle: P = L L^T has zero gradient with respect to L there).
-        nn.init.zeros_(self.mlp[-1].weight)
         with torch.no_grad():
-            self.mlp[-1].bias.zero_()
             self.mlp[-1].bias[dim : 2 * dim] = -6.0
             self.mlp[-1].bias[2 * dim :].normal_(0.0, 0.05)
 
@@ -62,6 +72,64 @@ class AffineContraction(nn.Module):
         return -py.view_as(x)
 
 
+class ConvexPotentialContraction(nn.Module):
+    """``r(x, t, o) = -grad_x phi(x, t, o)`` with ``phi`` convex in ``x`` plus ``eps/2 ||x - mu||^2``.
+
+    ``icnn(x) = sum_k w_k softplus(a_K)``, ``a_1 = A_0 x + c_0(t, o)``,
+    ``a_{k+1} = W_k softplus(a_k) + A_k x + c_k(t, o)`` with ``W_k, w >= 0``: convex in ``x``
+    for any ``c``. Its gradient is written out (backpropagation by hand through the layers), so
+    ``r`` is a plain differentiable function that training, ``vmap`` and ``jacrev`` all see through.
+    """
+
+    def __init__(self, dim: int, cond_dim: int, hidden: int, layers: int, eps: float, time_scale: float) -> None:
+        super().__init__()
+        self.dim, self.hidden, self.layers, self.eps, self.time_scale = dim, hidden, layers, eps, time_scale
+        self.time_embed = SinusoidalEmbedding(64)
+        self.mlp = _condition_mlp(cond_dim, hidden, dim + layers * hidden)  # mu and the biases c_k
+        self.x_weights = nn.ParameterList([nn.Parameter(torch.randn(hidden, dim) / dim**0.5) for _ in range(layers)])
+        # raw weights; the network uses softplus(raw) >= 0 (-4: small positive at the start)
+        self.z_weights = nn.ParameterList(
+            [nn.Parameter(torch.randn(hidden, hidden) * 0.1 - 4.0) for _ in range(layers - 1)]
+        )
+        self.out_weight = nn.Parameter(torch.zeros(hidden))
+        self.log_gain = nn.Parameter(torch.tensor(-4.0))  # g = exp(-4) ~ 0.018: r starts near -eps (x - mu)
+
+    def parts(self, t: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        h = self.mlp(torch.cat([self.time_embed(t * self.time_scale), cond], dim=-1))
+        mu, biases = h.split([self.dim, self.layers * self.hidden], dim=-1)
+        return mu, list(biases.split(self.hidden, dim=-1))
+
+    def potential(self, x: torch.Tensor, biases: list[torch.Tensor]) -> torch.Tensor:
+        """``icnn(x)`` per sample ``(B,)`` (the field uses only its gradient)."""
+        z = None
+        for k in range(self.layers):
+            a = x @ self.x_weights[k].T + biases[k]
+            z = F.softplus(a if not k else a + z @ F.softplus(self.z_weights[k - 1]).T)
+        return z @ F.softplus(self.out_weight)
+
+    def potential_grad(self, x: torch.Tensor, biases: list[torch.Tensor]) -> torch.Tensor:
+        """``grad_x icnn(x)`` for flat ``x (B, D)``, by hand-written backpropagation."""
+        pre, z = [], None
+        for k in range(self.layers):
+            a = x @ self.x_weights[k].T + biases[k]
+            if k:
+                a = a + z @ F.softplus(self.z_weights[k - 1]).T
+            pre.append(a)
+            z = F.softplus(a)
+        delta = F.softplus(self.out_weight) * torch.sigmoid(pre[-1])  # d icnn / d a_K
+        grad = delta @ self.x_weights[-1]
+        for k in range(self.layers - 2, -1, -1):
+            delta = (delta @ F.softplus(self.z_weights[k])) * torch.sigmoid(pre[k])
+            grad = grad + delta @ self.x_weights[k]
+        return grad
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        mu, biases = self.parts(t, cond)
+        flat = x.flatten(1)
+        grad_phi = self.log_gain.exp() * self.potential_grad(flat, biases) + self.eps * (flat - mu)
+        return -grad_phi.view_as(x)
+
+
 class ResidualFlowModel(FlowSampling, nn.Module):
     """Frozen pretrained ``FlowModel`` (``base``) plus a contracting ``residual``."""
 
@@ -72,14 +140,20 @@ class ResidualFlowModel(FlowSampling, nn.Module):
         self.obs_dim, self.action_dim = obs_dim, action_dim
         self.horizon, self.n_obs_steps = self.base.horizon, self.base.n_obs_steps
         rc = method_cfg["residual"]
-        self.residual = AffineContraction(
-            dim=self.horizon * action_dim,
-            cond_dim=obs_dim * self.n_obs_steps,
-            hidden=rc["hidden"],
-            rank=rc["rank"],
-            eps=rc["eps"],
-            time_scale=self.base.time_scale,
-        )
+        shape = {
+            "dim": self.horizon * action_dim,
+            "cond_dim": obs_dim * self.n_obs_steps,
+            "hidden": rc["hidden"],
+            "eps": rc["eps"],
+            "time_scale": self.base.time_scale,
+        }
+        form = rc.get("form", "affine")
+        if form == "affine":
+            self.residual: nn.Module = AffineContraction(rank=rc["rank"], **shape)
+        elif form == "convex_potential":
+            self.residual = ConvexPotentialContraction(layers=rc["layers"], **shape)
+        else:
+            raise UserError(f"method.residual.form '{form}' unknown: choose affine or convex_potential")
 
     @property
     def obs_norm(self) -> MinMaxNormalizer:
