@@ -5,9 +5,15 @@ with one of two residuals (``method.residual.form``):
 
 * ``affine``: ``r = -P(t, o) (x - mu(t, o))``, ``P = L L^T + diag(softplus(d)) + eps I``;
   ``dr/dx = -P``.
-* ``convex_potential``: ``r = -grad_x phi(x, t, o)``, ``phi = g * icnn(x) + eps/2 ||x - mu||^2``
+* ``convex_potential``: ``r = -grad_x phi(x, t, o)``, ``phi = icnn(x) + eps/2 ||x - mu||^2``
   with an input-convex network (nonnegative hidden-to-hidden and output weights, softplus);
   ``dr/dx = -Hessian(phi)``, nonlinear in ``x``.
+
+Both are parametrized through the drift ``b(t, o)`` rather than the centre ``mu``:
+``r = -P x + b`` (``mu = P^-1 b``) and ``phi = icnn(x) + eps/2 ||x||^2 - b.x``, the same
+functions. With ``mu`` itself as output the shift learns only as fast as ``P`` grows from
+its small start; with ``b`` it learns at once (held-out reconstruction error after 300 steps
+on the default pipeline: 0.00644 with ``mu``, 0.00522 with ``b``, pretrained 0.00615).
 
 Either way ``dr/dx`` is symmetric with every eigenvalue ``<= -eps``, whatever the
 weights: the residual contracts at rate at least ``eps``, and the whole field
@@ -47,17 +53,17 @@ class AffineContraction(nn.Module):
         self.dim, self.rank, self.eps, self.time_scale = dim, rank, eps, time_scale
         self.time_embed = SinusoidalEmbedding(64)
         self.mlp = _condition_mlp(cond_dim, hidden, dim * (2 + rank))
-        # Start near the pretrained field: mu = 0, diag = softplus(-6) ~ 0.0025 and a small random L
+        # Start near the pretrained field: b = 0, diag = softplus(-6) ~ 0.0025 and a small random L
         # (L = 0 exactly would be a saddle: P = L L^T has zero gradient with respect to L there).
         with torch.no_grad():
             self.mlp[-1].bias[dim : 2 * dim] = -6.0
             self.mlp[-1].bias[2 * dim :].normal_(0.0, 0.05)
 
     def parts(self, t: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``mu (B, D)``, diagonal ``(B, D)`` and low-rank factor ``L (B, D, rank)`` of ``P - eps I``."""
+        """Drift ``b = P mu (B, D)``, diagonal ``(B, D)`` and low-rank factor ``L (B, D, rank)`` of ``P - eps I``."""
         h = self.mlp(torch.cat([self.time_embed(t * self.time_scale), cond], dim=-1))
-        mu, d, low = h.split([self.dim, self.dim, self.dim * self.rank], dim=-1)
-        return mu, F.softplus(d), low.view(-1, self.dim, self.rank)
+        drift, d, low = h.split([self.dim, self.dim, self.dim * self.rank], dim=-1)
+        return drift, F.softplus(d), low.view(-1, self.dim, self.rank)
 
     def precision(self, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """The matrix ``P (B, D, D)`` (for diagnostics and tests)."""
@@ -66,14 +72,14 @@ class AffineContraction(nn.Module):
         return low @ low.transpose(1, 2) + torch.diag_embed(diag) + self.eps * eye
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        mu, diag, low = self.parts(t, cond)
-        y = x.flatten(1) - mu
+        drift, diag, low = self.parts(t, cond)
+        y = x.flatten(1)
         py = (self.eps + diag) * y + (low @ (low.transpose(1, 2) @ y[..., None]))[..., 0]
-        return -py.view_as(x)
+        return (drift - py).view_as(x)
 
 
 class ConvexPotentialContraction(nn.Module):
-    """``r(x, t, o) = -grad_x phi(x, t, o)`` with ``phi`` convex in ``x`` plus ``eps/2 ||x - mu||^2``.
+    """``r(x, t, o) = -grad_x phi(x, t, o)``, ``phi = icnn(x) + eps/2 ||x||^2 - b(t, o).x``.
 
     ``icnn(x) = sum_k w_k softplus(a_K)``, ``a_1 = A_0 x + c_0(t, o)``,
     ``a_{k+1} = W_k softplus(a_k) + A_k x + c_k(t, o)`` with ``W_k, w >= 0``: convex in ``x``
@@ -85,27 +91,27 @@ class ConvexPotentialContraction(nn.Module):
         super().__init__()
         self.dim, self.hidden, self.layers, self.eps, self.time_scale = dim, hidden, layers, eps, time_scale
         self.time_embed = SinusoidalEmbedding(64)
-        self.mlp = _condition_mlp(cond_dim, hidden, dim + layers * hidden)  # mu and the biases c_k
+        self.mlp = _condition_mlp(cond_dim, hidden, dim + layers * hidden)  # b and the biases c_k
         self.x_weights = nn.ParameterList([nn.Parameter(torch.randn(hidden, dim) / dim**0.5) for _ in range(layers)])
-        # raw weights; the network uses softplus(raw) >= 0 (-4: small positive at the start)
+        # nonnegative weights as |raw|: Adam moves raw by about lr per step whatever its size, so a
+        # small |raw| start gives a residual near -eps x + b that still trains at once
         self.z_weights = nn.ParameterList(
-            [nn.Parameter(torch.randn(hidden, hidden) * 0.1 - 4.0) for _ in range(layers - 1)]
+            [nn.Parameter(torch.randn(hidden, hidden) / hidden) for _ in range(layers - 1)]
         )
-        self.out_weight = nn.Parameter(torch.zeros(hidden))
-        self.log_gain = nn.Parameter(torch.tensor(-4.0))  # g = exp(-4) ~ 0.018: r starts near -eps (x - mu)
+        self.out_weight = nn.Parameter(torch.full((hidden,), 1e-3))
 
     def parts(self, t: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         h = self.mlp(torch.cat([self.time_embed(t * self.time_scale), cond], dim=-1))
-        mu, biases = h.split([self.dim, self.layers * self.hidden], dim=-1)
-        return mu, list(biases.split(self.hidden, dim=-1))
+        drift, biases = h.split([self.dim, self.layers * self.hidden], dim=-1)
+        return drift, list(biases.split(self.hidden, dim=-1))
 
     def potential(self, x: torch.Tensor, biases: list[torch.Tensor]) -> torch.Tensor:
         """``icnn(x)`` per sample ``(B,)`` (the field uses only its gradient)."""
         z = None
         for k in range(self.layers):
             a = x @ self.x_weights[k].T + biases[k]
-            z = F.softplus(a if not k else a + z @ F.softplus(self.z_weights[k - 1]).T)
-        return z @ F.softplus(self.out_weight)
+            z = F.softplus(a if not k else a + z @ self.z_weights[k - 1].abs().T)
+        return z @ self.out_weight.abs()
 
     def potential_grad(self, x: torch.Tensor, biases: list[torch.Tensor]) -> torch.Tensor:
         """``grad_x icnn(x)`` for flat ``x (B, D)``, by hand-written backpropagation."""
@@ -113,20 +119,20 @@ class ConvexPotentialContraction(nn.Module):
         for k in range(self.layers):
             a = x @ self.x_weights[k].T + biases[k]
             if k:
-                a = a + z @ F.softplus(self.z_weights[k - 1]).T
+                a = a + z @ self.z_weights[k - 1].abs().T
             pre.append(a)
             z = F.softplus(a)
-        delta = F.softplus(self.out_weight) * torch.sigmoid(pre[-1])  # d icnn / d a_K
+        delta = self.out_weight.abs() * torch.sigmoid(pre[-1])  # d icnn / d a_K
         grad = delta @ self.x_weights[-1]
         for k in range(self.layers - 2, -1, -1):
-            delta = (delta @ F.softplus(self.z_weights[k])) * torch.sigmoid(pre[k])
+            delta = (delta @ self.z_weights[k].abs()) * torch.sigmoid(pre[k])
             grad = grad + delta @ self.x_weights[k]
         return grad
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        mu, biases = self.parts(t, cond)
+        drift, biases = self.parts(t, cond)
         flat = x.flatten(1)
-        grad_phi = self.log_gain.exp() * self.potential_grad(flat, biases) + self.eps * (flat - mu)
+        grad_phi = self.potential_grad(flat, biases) + self.eps * flat - drift
         return -grad_phi.view_as(x)
 
 
