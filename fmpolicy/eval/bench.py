@@ -24,7 +24,6 @@ from fmpolicy.eval.video import write_video
 from fmpolicy.plotting import figure, save
 from fmpolicy.policy.api import Policy, model_from_checkpoint
 from fmpolicy.policy.checkpoint import load_checkpoint
-from fmpolicy.policy.device import module_device
 from fmpolicy.policy.finetune import invert_windows, pretrained_reference
 from fmpolicy.policy.solvers import EVALS_PER_STEP
 
@@ -106,13 +105,13 @@ def bench(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
         model = model_from_checkpoint(payload, run_cfg)
         policy = Policy(model, run_cfg, seed=ec["noise_seed"], device=run_cfg["device"])
         reference = pretrained_reference(payload, model) if run_cfg["method"]["kind"] != "ddpm" else None
+        if reference is not None:
+            reference.to(policy.device)  # beside the model, which the Policy moved
         for solver, nfe in operating_points(run_cfg, bc["nfes"], bc["ft_own_nfe_only"], bc["diffusion"]):
             row: dict[str, Any] = {"method": name, "kind": run_cfg["method"]["kind"], "solver": solver, "nfe": nfe}
             if held is not None and reference is not None:
-                device = module_device(model)
-                reference.to(device)
-                cond = model.condition(torch.from_numpy(held.obs).to(device))
-                action = model.action_norm.normalize(torch.from_numpy(held.act).to(device))
+                cond = model.condition(torch.from_numpy(held.obs).to(policy.device))
+                action = model.action_norm.normalize(torch.from_numpy(held.act).to(policy.device))
                 errs = reconstruction_errors(model, cond, action, held.latents(reference), solver, [nfe])
                 row["recon_mse_inverse"] = errs["inverse"][nfe]
                 row["recon_mse_independent"] = errs["independent"][nfe]

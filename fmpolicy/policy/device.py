@@ -14,9 +14,9 @@ def resolve_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise UserError(f"device '{name}' is not a torch device: use device=cpu or device=cuda") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device '{name}' asked for, but torch sees no CUDA GPU here: use device=cpu")
     if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"device '{name}' asked for, but torch sees no CUDA GPU here: use device=cpu")
         torch.set_float32_matmul_precision("high")  # TF32 matmuls, as convolutions already use
     return device
 

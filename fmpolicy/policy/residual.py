@@ -105,23 +105,23 @@ class ConvexPotentialContraction(nn.Module):
         drift, biases = h.split([self.dim, self.layers * self.hidden], dim=-1)
         return drift, list(biases.split(self.hidden, dim=-1))
 
-    def potential(self, x: torch.Tensor, biases: list[torch.Tensor]) -> torch.Tensor:
-        """``icnn(x)`` per sample ``(B,)`` (the field uses only its gradient)."""
-        z = None
-        for k in range(self.layers):
-            a = x @ self.x_weights[k].T + biases[k]
-            z = F.softplus(a if not k else a + z @ self.z_weights[k - 1].abs().T)
-        return z @ self.out_weight.abs()
-
-    def potential_grad(self, x: torch.Tensor, biases: list[torch.Tensor]) -> torch.Tensor:
-        """``grad_x icnn(x)`` for flat ``x (B, D)``, by hand-written backpropagation."""
-        pre, z = [], None
+    def preactivations(self, x: torch.Tensor, biases: list[torch.Tensor]) -> list[torch.Tensor]:
+        """``a_1 .. a_K`` for flat ``x (B, D)``."""
+        pre: list[torch.Tensor] = []
         for k in range(self.layers):
             a = x @ self.x_weights[k].T + biases[k]
             if k:
-                a = a + z @ self.z_weights[k - 1].abs().T
+                a = a + F.softplus(pre[-1]) @ self.z_weights[k - 1].abs().T
             pre.append(a)
-            z = F.softplus(a)
+        return pre
+
+    def potential(self, x: torch.Tensor, biases: list[torch.Tensor]) -> torch.Tensor:
+        """``icnn(x)`` per sample ``(B,)`` (the field uses only its gradient)."""
+        return F.softplus(self.preactivations(x, biases)[-1]) @ self.out_weight.abs()
+
+    def potential_grad(self, x: torch.Tensor, biases: list[torch.Tensor]) -> torch.Tensor:
+        """``grad_x icnn(x)`` for flat ``x (B, D)``, by hand-written backpropagation."""
+        pre = self.preactivations(x, biases)
         delta = self.out_weight.abs() * torch.sigmoid(pre[-1])  # d icnn / d a_K
         grad = delta @ self.x_weights[-1]
         for k in range(self.layers - 2, -1, -1):
