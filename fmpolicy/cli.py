@@ -12,18 +12,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fmpolicy.config import compose, parse_overrides
+from fmpolicy.config import available, compose, default_task, parse_overrides
 from fmpolicy.errors import UserError
 
 USAGE = """usage: fmpolicy COMMAND key=value ...
 
-  pipeline  [preset=smoke|default|full] [dataset.path=PATH] [out=DIR]   demos -> FM -> FT-FM, ResFT-FM -> report
-  demos     task=pusht episodes=N out=PATH.zarr
-  train     task=pusht_lowdim method=fm dataset.path=PATH train.steps=N out=DIR
+  pipeline  [task=TASK] [preset=smoke|default|full] [source=dataset|expert] [key=value ...]
+  demos     task=TASK episodes=N out=PATH [format=zarr|minari]
+  train     task=TASK method=fm|ddpm [dataset.path=PATH] train.steps=N out=DIR
   finetune  checkpoint=PATH method=ft_mle|ft_residual inference.nfe=K train.steps=N out=DIR
   diagnose  checkpoint=PATH out=DIR
   bench     bench.runs='{FM: RUN, FT-FM: RUN, DDPM: RUN}' bench.nfes=[1,2,4,8,16] eval.episodes=200 out=DIR
-  speed     [checkpoint=PATH | task=pusht_lowdim method=fm policy.down_dims=[...]] out=DIR
+  speed     [checkpoint=PATH | task=TASK method=fm policy.down_dims=[...]] out=DIR
   robustness bench.runs='{FM: RUN, FT-FM: RUN, ResFT-FM: RUN}' eval.episodes=100 out=DIR
   eval      checkpoint=PATH eval.episodes=N eval.nfe=K out=DIR
   deploy    checkpoint=PATH deploy.steps=300 out=DIR
@@ -48,41 +48,33 @@ def cmd_pipeline(overrides: dict[str, Any]) -> None:
     from fmpolicy.pipeline import run_pipeline
 
     overrides = dict(overrides)
-    preset = overrides.pop("preset", "default")
-    task = overrides.pop("task", "pusht_lowdim")
-    task = "pusht_lowdim" if task == "pusht" else task
-    dataset = overrides.pop("dataset.path", None)
-    out = Path(overrides.pop("out", f"runs/pipeline_{preset}"))
-    device = overrides.pop("device", "cpu")
-    if overrides:
-        raise UserError(f"pipeline takes preset, task, dataset.path, out and device; not {', '.join(overrides)}")
-    run_pipeline(preset, task, dataset, out, device)
+    preset = str(overrides.pop("preset", "default"))
+    source = str(overrides.pop("source", "dataset"))
+    task = overrides.setdefault("task", default_task())
+    out = Path(overrides.pop("out", f"runs/pipeline_{task}_{preset}"))
+    run_pipeline(preset, overrides, out, source)
 
 
 def cmd_demos(overrides: dict[str, Any]) -> None:
-    from fmpolicy.config import CONFIG_DIR
     from fmpolicy.data.demos import generate_demos
+    from fmpolicy.envs.registry import get_suite
 
     overrides = dict(overrides)
-    task = overrides.pop("task", "pusht")
-    if (CONFIG_DIR / "task" / f"{task}.yaml").exists():
-        overrides["task"] = task
-    for key in ("episodes", "seed_start", "min_coverage"):
+    if "task" not in overrides:
+        raise UserError(f"no task given: pass task=NAME, one of {', '.join(available('task'))}")
+    for key in ("episodes", "seed_start", "min_coverage", "format"):
         if key in overrides:
             overrides[f"demos.{key}"] = overrides.pop(key)
     out = overrides.pop("out", None)
     if not out:
-        raise UserError("no output given: pass out=PATH.zarr")
+        raise UserError("no output given: pass out=PATH (a .zarr folder, or a folder for format=minari)")
     cfg = compose(overrides)
-    suite = cfg["task"]["suite"] or task
-    dc = cfg["demos"]
-    r = generate_demos(
-        suite, dc["episodes"], out, dc["seed_start"], dc["min_coverage"], cfg["task"]["max_episode_steps"]
-    )
+    success = get_suite(cfg["task"]["suite"]).success_text
+    r = generate_demos(cfg, out)
     print(
-        f"expert: {r['episodes_kept']}/{r['episodes_run']} episodes kept (coverage >= {dc['min_coverage']}), "
-        f"success (> 0.95) {r['success_rate']:.2f}, {r['mean_steps_kept']:.0f} steps on average, "
-        f"{r['episodes_per_min']:.1f} episodes/min -> {out}"
+        f"expert: {r['episodes_kept']}/{r['episodes_run']} episodes kept, success ({success}) "
+        f"{r['success_rate']:.2f}, {r['mean_steps_kept']:.0f} steps on average, "
+        f"{r['episodes_per_min']:.1f} episodes/min -> {out} ({r['format']})"
     )
 
 
@@ -123,6 +115,9 @@ def cmd_eval(overrides: dict[str, Any]) -> None:
     overrides.setdefault("out", str(_run_dir(ckpt) / "eval"))
     payload, cfg = _checkpoint_config(ckpt, overrides)
     metrics = evaluate_checkpoint(payload, cfg, Path(cfg["out"]))
+    extras = {k: v for k, v in metrics["suite"].items() if isinstance(v, float)}
+    if extras:
+        print("  ".join(f"{k} {v:.3f}" for k, v in extras.items()))
     print(
         f"score {metrics['score']:.3f} [{metrics['score_ci95'][0]:.3f}, {metrics['score_ci95'][1]:.3f}]  "
         f"success {metrics['success_rate']:.3f} [{metrics['success_ci95'][0]:.3f}, {metrics['success_ci95'][1]:.3f}]  "
@@ -192,7 +187,7 @@ def cmd_speed(overrides: dict[str, Any]) -> None:
         payload, cfg = _checkpoint_config(ckpt, overrides)
         model = model_from_checkpoint(payload, cfg)
     else:
-        overrides.setdefault("task", "pusht_lowdim")
+        overrides.setdefault("task", default_task())
         cfg = compose(overrides)
     r = measure_speed(cfg, Path(cfg["out"]), model)
     print(f"{r['parameters'] / 1e6:.2f}M parameters, {r['threads']} torch threads")
@@ -223,7 +218,7 @@ COMMANDS: dict[str, Callable[[dict[str, Any]], None]] = {
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE)
+        print(USAGE + f"\n  TASK: {', '.join(available('task'))}")
         return 0
     command, args = argv[0], argv[1:]
     if command not in COMMANDS:

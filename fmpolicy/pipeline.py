@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from fmpolicy.config import CONFIG_DIR, available, compose
+from fmpolicy.config import CONFIG_DIR, available, compose, default_task
 from fmpolicy.errors import UserError
 
 
@@ -34,14 +34,27 @@ def _stage_done(ckpt: Path, steps: int) -> bool:
     return torch.load(ckpt, map_location="cpu", weights_only=False)["step"] >= steps
 
 
-def run_pipeline(preset: str, task: str, dataset: str | None, out: Path, device: str = "cpu") -> Path:
+SOURCES = ("dataset", "expert")
+
+
+def run_pipeline(preset: str, overrides: dict[str, Any], out: Path, source: str = "dataset") -> Path:
+    """``overrides`` (``task=...``, ``dataset.path=...``, ``device=...``, any config key) apply to every stage.
+
+    ``source=dataset`` trains on the task's dataset (by default the real demonstrations
+    shipped with the package); ``source=expert`` first records the suite's scripted expert.
+    """
     from fmpolicy.data.demos import generate_demos
     from fmpolicy.eval.bench import bench
     from fmpolicy.policy.checkpoint import load_checkpoint
     from fmpolicy.policy.finetune import finetune
     from fmpolicy.policy.pretrain import pretrain
 
+    if source not in SOURCES:
+        raise UserError(f"source '{source}' unknown: choose one of {', '.join(SOURCES)}")
     p = load_preset(preset)
+    overrides = {"task": default_task(), **overrides}
+    task = overrides["task"]
+    compose(overrides)  # bad keys or values fail here, before any work
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     commands: list[str] = []
@@ -49,28 +62,22 @@ def run_pipeline(preset: str, task: str, dataset: str | None, out: Path, device:
     # 1. demonstrations
     t0 = time.time()
     demos_summary = None
-    if dataset is None:
-        dataset = str(out / "demos.zarr")
+    if source == "expert":
+        dataset = str((out / "demos.zarr").resolve())
         summary_path = Path(dataset + ".summary.json")
-        episodes = p["demos"]["demos.episodes"]
+        demo_args = {**p["demos"], **overrides, "demos.format": "zarr"}
         if not summary_path.exists():
-            suite = compose({"task": task})["task"]["suite"]
-            generate_demos(suite, episodes, dataset)
+            generate_demos(compose(demo_args), dataset)
         demos_summary = json.loads(summary_path.read_text())
-        commands.append(f"fmpolicy demos task={task} episodes={episodes} out={dataset}")
-    timings["demonstrations"] = time.time() - t0
+        commands.append(f"fmpolicy demos {_args(demo_args)} out={dataset}")
+        overrides = {**overrides, "dataset.path": dataset, "dataset.format": "zarr"}
+        timings["demonstrations"] = time.time() - t0
+    dataset = compose(overrides)["dataset"]["path"]
 
     # 2. pretraining
     t0 = time.time()
     fm_dir = out / "fm"
-    fm_args = {
-        "task": task,
-        "method": "fm",
-        "dataset.path": dataset,
-        "out": str(fm_dir),
-        "device": device,
-        **p["pretrain"],
-    }
+    fm_args = {**p["pretrain"], **overrides, "method": "fm", "out": str(fm_dir)}
     fm_cfg = compose(fm_args)
     if not _stage_done(fm_dir / "checkpoints" / "last.pt", fm_cfg["train"]["steps"]):
         pretrain(fm_cfg)
@@ -83,7 +90,13 @@ def run_pipeline(preset: str, task: str, dataset: str | None, out: Path, device:
     for name, method in (("FT-FM", "ft_mle"), ("ResFT-FM", "ft_residual")):
         t0 = time.time()
         run_dir = out / method
-        args = {"method": method, "out": str(run_dir), "inference.nfe": p["nfe"], **p["finetune"]}
+        args = {
+            "inference.nfe": p["nfe"],
+            **p["finetune"],
+            **{k: v for k, v in overrides.items() if k != "task"},
+            "method": method,
+            "out": str(run_dir),
+        }
         payload = load_checkpoint(fm_ckpt)
         cfg = compose(args, base=payload["config"])
         if not _stage_done(run_dir / "checkpoints" / "last.pt", cfg["train"]["steps"]):
@@ -95,16 +108,17 @@ def run_pipeline(preset: str, task: str, dataset: str | None, out: Path, device:
     # 4. evaluation of all three at the inference NFE (and FM at its reference NFE)
     t0 = time.time()
     bench_args = {
-        "bench.runs": runs,
         "bench.nfes": sorted({p["nfe"], p["reference_nfe"]}),
-        "out": str(out / "bench"),
         **p["evaluate"],
+        **overrides,
+        "bench.runs": runs,
+        "out": str(out / "bench"),
     }
     rows = bench(compose(bench_args), out / "bench")
     commands.append("fmpolicy bench " + _args(bench_args))
     timings["evaluate"] = time.time() - t0
 
-    report = write_report(out, preset, dataset, demos_summary, rows, timings, commands)
+    report = write_report(out, preset, task, dataset, demos_summary, rows, timings, commands)
     print(f"report: {report}")
     return report
 
@@ -120,6 +134,7 @@ def _args(args: dict[str, Any]) -> str:
 def write_report(
     out: Path,
     preset: str,
+    task: str,
     dataset: str,
     demos: dict[str, Any] | None,
     rows: list[dict[str, Any]],
@@ -131,7 +146,7 @@ def write_report(
         f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}, Python {platform.python_version()}"
     )
     lines = [
-        f"# fmpolicy pipeline report (preset `{preset}`)",
+        f"# fmpolicy pipeline report (task `{task}`, preset `{preset}`)",
         "",
         f"Machine: {machine}. Total wall time of this invocation: {sum(timings.values()) / 60:.1f} min.",
         "",
@@ -140,9 +155,9 @@ def write_report(
     ]
     if demos:
         lines += [
-            f"Scripted-expert demonstrations `{dataset}`: {demos['episodes_kept']} of {demos['episodes_run']} episodes kept "
-            f"(coverage >= 0.90), expert success rate (coverage > 0.95) {demos['success_rate']:.2f}, "
-            f"{demos['mean_steps_kept']:.0f} steps per episode, {demos['episodes_per_min']:.1f} episodes/min.",
+            f"Scripted-expert demonstrations `{dataset}`: {demos['episodes_kept']} of {demos['episodes_run']} episodes "
+            f"kept, expert success rate {demos['success_rate']:.2f}, {demos['mean_steps_kept']:.0f} steps per "
+            f"episode, {demos['episodes_per_min']:.1f} episodes/min.",
         ]
     else:
         lines += [f"Dataset `{dataset}`."]

@@ -1,25 +1,20 @@
-"""Shared fixtures: the real Push-T data and a tiny policy trained on it once per session."""
+"""Shared fixtures: the real Push-T data (shipped with the package) and a tiny policy trained on it once."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from fmpolicy.config import compose
+from fmpolicy.data.readers import resolve_path
 
-REAL_ZARR = Path(
-    os.environ.get(
-        "FMPOLICY_PUSHT_ZARR", Path(__file__).resolve().parents[2] / "shared/data/pusht/pusht_cchi_v7_replay.zarr"
-    )
-)
+REAL_ZARR = resolve_path("builtin:pusht_cchi_v7_lowdim.zarr.zip")
+REAL_KITCHEN = resolve_path("builtin:kitchen_complete_v2.zarr.zip")
 
 
 @pytest.fixture(scope="session")
 def real_zarr() -> Path:
-    if not REAL_ZARR.exists():
-        pytest.skip(f"real Push-T data not found at {REAL_ZARR} (set FMPOLICY_PUSHT_ZARR)")
     return REAL_ZARR
 
 

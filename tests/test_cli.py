@@ -25,7 +25,9 @@ def test_missing_dataset_path(capsys, tmp_path):
 
 
 def test_no_dataset_given(capsys, tmp_path):
-    assert "set dataset.path" in _error(capsys, ["train", "task=pusht_lowdim", f"out={tmp_path}/r"])
+    assert "set dataset.path" in _error(
+        capsys, ["train", "task=pusht_lowdim", "dataset.path=null", f"out={tmp_path}/r"]
+    )
 
 
 def test_dataset_without_needed_arrays(capsys, tmp_path):
@@ -84,7 +86,7 @@ def test_eval_writes_metrics_computed_from_the_environment(tmp_path, tiny_run):
         assert key in metrics
     assert metrics["n_episodes"] == 3 and metrics["nfe"] == 2
     rows = (out / "episodes.csv").read_text().strip().splitlines()[1:]
-    episodes = [dict(zip(["seed", "score", "max_coverage", "success", "steps"], r.split(","))) for r in rows]
+    episodes = [dict(zip(["seed", "steps", "score", "success", "max_coverage"], r.split(","))) for r in rows]
     assert [int(e["seed"]) for e in episodes] == [100000, 100001, 100002]
     for e in episodes:
         # The score is the environment's reward, clip(coverage / 0.95): consistent with the coverage column.
@@ -92,7 +94,7 @@ def test_eval_writes_metrics_computed_from_the_environment(tmp_path, tiny_run):
         assert int(e["steps"]) == 24
     assert metrics["score"] == pytest.approx(np.mean([float(e["score"]) for e in episodes]))
     assert (out / "episode_100000.mp4").stat().st_size > 1000
-    assert (out / "coverage.png").exists()
+    assert (out / "results.png").exists()
 
 
 def test_deploy_drives_the_simulator(tmp_path, tiny_run, capsys):

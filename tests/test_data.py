@@ -40,12 +40,12 @@ def test_padding_at_both_ends(tmp_path):
     buf = read_replay_buffer(tmp_path / "toy.zarr", ["action", "state"])
     assert list(buf.episode_ends) == [10, 16]
     act = buf.data["action"]
-    ds = WindowDataset(buf, act, act, np.array([0, 1]), horizon=4, n_obs_steps=2, n_action_steps=3)
+    ds = WindowDataset(buf, {"a": act}, act, np.array([0, 1]), horizon=4, n_obs_steps=2, n_action_steps=3)
     # Episode of 10: starts -1 .. 10 - 4 + 2 = 8 -> 10 windows; episode of 6: -1 .. 4 -> 6 windows.
     assert len(ds) == 16
     obs, action = ds.get_batch(np.array([0, 9, 10, 15]))
     assert action[0, :, 0].tolist() == [0, 0, 1, 2]  # start padded by repeating the first step
-    assert obs[0, :, 0].tolist() == [0, 0]
+    assert obs["a"][0, :, 0].tolist() == [0, 0]
     assert action[1, :, 0].tolist() == [8, 9, 9, 9]  # end padded by repeating the last step
     assert action[2, :, 0].tolist() == [100, 100, 101, 102]  # never crosses into the previous episode
     assert action[3, :, 0].tolist() == [104, 105, 105, 105]
@@ -75,10 +75,10 @@ def test_normalizer_round_trip_and_range():
 
 def test_task_data_uses_keypoints_and_agent_position(real_zarr, tmp_path):
     data = load_task_data(tiny_config(tmp_path, real_zarr))
-    assert data.obs.shape == (25650, 20)
+    assert data.obs["keypoint"].shape == (25650, 9, 2) and data.obs["agent_pos"].shape == (25650, 2)
     raw = zarr.open(str(real_zarr), "r")
-    assert np.array_equal(data.obs[5, :18], raw["data/keypoint"][5].reshape(-1))
-    assert np.array_equal(data.obs[5, 18:], raw["data/state"][5, :2])
+    assert np.array_equal(data.obs["keypoint"][5], raw["data/keypoint"][5])
+    assert np.array_equal(data.obs["agent_pos"][5], raw["data/state"][5, :2])
 
 
 def test_missing_dataset_and_missing_arrays(tmp_path):

@@ -1,5 +1,6 @@
 import numpy as np
 
+from fmpolicy.config import compose
 from fmpolicy.data.replay_buffer import read_replay_buffer
 from fmpolicy.envs import make_env
 from fmpolicy.envs.pusht import PushTKeypointEnv
@@ -36,7 +37,7 @@ def test_gym_pusht_reset_order_would_not_reproduce(real_zarr):
 
 
 def test_chunk_wrapper_history_and_limits():
-    env = make_env("pusht", n_obs_steps=2, n_action_steps=8, max_episode_steps=20)
+    env = make_env(compose({"task": "pusht_lowdim"})["task"], n_obs_steps=2, n_action_steps=8, max_episode_steps=20)
     obs, _ = env.reset(seed=3)
     assert obs["keypoint"].shape == (2, 9, 2) and obs["agent_pos"].shape == (2, 2)
     assert np.array_equal(obs["agent_pos"][0], obs["agent_pos"][1])  # first observation repeated
@@ -44,7 +45,8 @@ def test_chunk_wrapper_history_and_limits():
     obs, reward, terminated, truncated, info = env.step(np.repeat(target[None], 8, 0))
     assert info["env_steps"] == 8 and not truncated
     assert not np.array_equal(obs["agent_pos"][0], obs["agent_pos"][1])
-    assert 0.0 <= reward <= 1.0 and 0.0 <= info["coverage"] <= 1.0
+    assert 0.0 <= reward <= 1.0 and 0.0 <= info["max_coverage"] <= 1.0
+    assert info["score"] == min(1.0, info["max_coverage"] / 0.95) and info["success"] == (info["max_coverage"] > 0.95)
     env.step(np.repeat(target[None], 8, 0))
     *_, truncated, info = env.step(np.repeat(target[None], 8, 0))
     assert truncated and info["env_steps"] == 20

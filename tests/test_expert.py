@@ -30,7 +30,7 @@ def test_expert_solves_a_handful_of_seeds_and_varies_with_the_seed():
 
 def test_demos_command_writes_the_real_layout(tmp_path, real_zarr, capsys):
     out = tmp_path / "expert.zarr"
-    assert main(["demos", "task=pusht", "episodes=3", f"out={out}"]) == 0
+    assert main(["demos", "task=pusht_lowdim", "episodes=3", f"out={out}"]) == 0
     assert "episodes/min" in capsys.readouterr().out
     real = read_replay_buffer(real_zarr, ["action", "state", "keypoint", "n_contacts"])
     ours = read_replay_buffer(out, ["action", "state", "keypoint", "n_contacts"])
@@ -40,4 +40,4 @@ def test_demos_command_writes_the_real_layout(tmp_path, real_zarr, capsys):
     assert ours.n_episodes == summary["episodes_kept"] >= 2
     assert ours.episode_ends[-1] == summary["total_steps"] == ours.n_steps
     data = load_task_data(tiny_config(tmp_path / "run", out, **{"dataset.val_ratio": 0.0}))
-    assert data.obs.shape == (ours.n_steps, 20) and len(data.train_ids) == ours.n_episodes
+    assert data.obs["keypoint"].shape == (ours.n_steps, 9, 2) and len(data.train_ids) == ours.n_episodes

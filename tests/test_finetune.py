@@ -24,8 +24,8 @@ class ToyFlow(FlowSampling, nn.Module):
         self.net = nn.Sequential(nn.Linear(3, 128), nn.SiLU(), nn.Linear(128, 128), nn.SiLU(), nn.Linear(128, 2))
         self.action_norm = MinMaxNormalizer(2)  # identity
 
-    def condition(self, obs: torch.Tensor) -> torch.Tensor:
-        return obs.flatten(1)
+    def condition(self, obs: None) -> None:
+        return None  # unconditional
 
     def velocity(self, x, t, cond):
         return self.net(torch.cat([x[:, 0], t[:, None]], -1))[:, None]
@@ -80,7 +80,7 @@ def _finetune_toy(pretrained, pairing: str):
     torch.manual_seed(0)
     for _ in range(600):
         idx = rng.integers(0, 2048, 256)
-        loss, _ = objective.loss(torch.zeros(256, 1), train_a[idx], idx)
+        loss, _ = objective({"obs": None, "action": train_a[idx], "index": idx, "split": "train"})
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -274,7 +274,7 @@ def test_bench_and_robustness_tables(ft_runs, tiny_run, tmp_path):
         "robustness",
         f"bench.runs={{FM: {fm.checkpoint}}}",
         "robustness.obs_noise=[0.0,5.0]",
-        "robustness.displace_px=[60.0]",
+        "robustness.perturbations={block_displaced: [60.0]}",
         "robustness.disturb_step=4",
         *common,
         f"out={tmp_path}/r",
@@ -292,7 +292,7 @@ def test_bench_and_robustness_tables(ft_runs, tiny_run, tmp_path):
 def test_block_displacement_moves_the_block():
     from fmpolicy.envs.pusht import BlockDisturbance, PushTKeypointEnv
 
-    env = BlockDisturbance(PushTKeypointEnv(), at_step=1, distance=50.0)
+    env = BlockDisturbance(PushTKeypointEnv(), distance=50.0, at_step=1)
     obs, _ = env.reset(seed=0)
     before = obs["state"][2:4].copy()
     env.step(obs["agent_pos"])

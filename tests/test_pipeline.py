@@ -1,4 +1,4 @@
-"""The README's main job, at the smoke preset: demos -> FM -> FT-FM, ResFT-FM -> evaluation -> report."""
+"""The README's main job, at the smoke preset: real data -> FM -> FT-FM, ResFT-FM -> evaluation -> report."""
 
 import csv
 import re
@@ -8,9 +8,9 @@ from fmpolicy.cli import main
 
 def test_smoke_pipeline_end_to_end_and_resumes(tmp_path, capsys):
     out = tmp_path / "pipe"
-    assert main(["pipeline", "preset=smoke", f"out={out}"]) == 0
+    assert main(["pipeline", "preset=smoke", "eval.videos=1", f"out={out}"]) == 0
     report = (out / "report.md").read_text()
-    assert "expert success rate" in report and "| FT-FM | euler | 2 |" in report
+    assert "builtin:pusht_cchi_v7_lowdim.zarr.zip" in report and "| FT-FM | euler | 2 |" in report
     rows = list(csv.DictReader(open(out / "bench" / "bench.csv")))
     assert {r["method"] for r in rows} == {"FM", "FT-FM", "ResFT-FM"}
     for r in rows:
@@ -26,5 +26,7 @@ def test_smoke_pipeline_end_to_end_and_resumes(tmp_path, capsys):
 def test_pipeline_rejects_unknown_preset_and_keys(capsys, tmp_path):
     assert main(["pipeline", "preset=huge", f"out={tmp_path}"]) == 2
     assert "unknown preset 'huge'" in capsys.readouterr().err
-    assert main(["pipeline", "train.steps=3"]) == 2
-    assert "pipeline takes preset" in capsys.readouterr().err
+    assert main(["pipeline", "train.stepz=3", f"out={tmp_path}"]) == 2
+    assert "unknown config key 'train.stepz'" in capsys.readouterr().err
+    assert main(["pipeline", "source=teacher", f"out={tmp_path}"]) == 2
+    assert "source 'teacher' unknown" in capsys.readouterr().err

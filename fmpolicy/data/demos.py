@@ -1,4 +1,8 @@
-"""Demonstrations made offline by a suite's scripted expert, written as a replay-buffer zarr."""
+"""Demonstrations made offline by a suite's scripted expert, written in a real dataset format.
+
+``demos.format``: ``zarr`` (Diffusion Policy's replay buffer, the layout of the
+real Push-T and Kitchen files) or ``minari`` (Minari's ``main_data.hdf5``).
+"""
 
 from __future__ import annotations
 
@@ -10,56 +14,67 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from fmpolicy.data.minari import write_minari_hdf5
+from fmpolicy.data.readers import parse_source
 from fmpolicy.data.replay_buffer import write_replay_buffer
+from fmpolicy.envs.registry import get_suite
 from fmpolicy.errors import UserError
 
-EXPERT_SUITES = ("pusht",)
+FORMATS = ("zarr", "minari")
 
 
-def generate_demos(
-    suite: str,
-    episodes: int,
-    out: str | Path,
-    seed_start: int = 0,
-    min_coverage: float = 0.9,
-    max_steps: int = 300,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Run the expert from seeds ``seed_start ..``; keep episodes reaching ``min_coverage``; write ``out``."""
-    if suite not in EXPERT_SUITES:
-        raise UserError(f"no scripted expert for suite '{suite}': choose one of {EXPERT_SUITES}")
-    from fmpolicy.envs.pusht import SUCCESS_COVERAGE, PushTKeypointEnv
-    from fmpolicy.envs.pusht_expert import run_expert_episode
+def _as_minari(episode: dict[str, np.ndarray], cfg: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Dataset arrays keyed like the zarr file -> keyed by observation key (Minari stores those)."""
+    sources = cfg["dataset"].get("obs_sources") or {}
+    out = {"action": episode["action"]}
+    for key in cfg["task"]["shape_meta"]["obs"]:
+        name, sl = parse_source(sources.get(key, key))
+        out[key] = episode[name][..., sl] if sl is not None else episode[name]
+    return out
 
-    env = PushTKeypointEnv()
+
+def generate_demos(cfg: dict[str, Any], out: str | Path, progress: bool = True) -> dict[str, Any]:
+    """Run the task's expert on seeds ``demos.seed_start ..``; keep the episodes it keeps; write ``out``."""
+    dc, task = cfg["demos"], cfg["task"]
+    suite = get_suite(task["suite"])
+    if suite.expert is None:
+        raise UserError(f"suite '{suite.name}' has no scripted expert: bring a dataset (dataset.path=...)")
+    fmt = dc.get("format", "zarr")
+    if fmt not in FORMATS:
+        raise UserError(f"demos.format '{fmt}' unknown: choose one of {', '.join(FORMATS)}")
+    seeds = range(dc["seed_start"], dc["seed_start"] + dc["episodes"])
     kept, summaries, t0 = [], [], time.time()
-    bar = tqdm(range(seed_start, seed_start + episodes), desc="expert demos", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(seeds, desc="expert demos", disable=not progress, dynamic_ncols=True)
     for seed in bar:
-        arrays, summary = run_expert_episode(env, seed, max_steps)
-        summary["kept"] = bool(summary["max_coverage"] >= min_coverage and len(arrays["action"]) > 0)
+        arrays, summary = suite.expert(seed, cfg)
         summaries.append(summary)
         if summary["kept"]:
             kept.append(arrays)
-        bar.set_postfix(
-            kept=len(kept), success=f"{np.mean([s['max_coverage'] > SUCCESS_COVERAGE for s in summaries]):.2f}"
-        )
+        bar.set_postfix(kept=len(kept), success=f"{np.mean([s['success'] for s in summaries]):.2f}")
     if not kept:
-        raise UserError(
-            f"the expert reached coverage {min_coverage} in none of {episodes} episodes: raise demos.episodes"
-        )
-    write_replay_buffer(out, kept)
-    cov = np.array([s["max_coverage"] for s in summaries])
+        raise UserError(f"the expert kept none of {dc['episodes']} episodes: raise demos.episodes")
+    if fmt == "zarr":
+        write_replay_buffer(out, kept)
+    else:
+        episodes = [_as_minari(ep, cfg) for ep in kept]
+        write_minari_hdf5(out, episodes, list(task["shape_meta"]["obs"]), {"env": suite.name, "task": task["name"]})
+    wall = time.time() - t0
     result = {
-        "episodes_run": episodes,
+        "task": task["name"],
+        "format": fmt,
+        "episodes_run": dc["episodes"],
         "episodes_kept": len(kept),
-        "reach_min_coverage_rate": float(np.mean(cov >= min_coverage)),
-        "success_rate": float(np.mean(cov > SUCCESS_COVERAGE)),
+        "success_rate": float(np.mean([s["success"] for s in summaries])),
         "mean_steps_kept": float(np.mean([len(k["action"]) for k in kept])),
         "total_steps": int(sum(len(k["action"]) for k in kept)),
-        "wall_s": time.time() - t0,
-        "episodes_per_min": 60 * episodes / (time.time() - t0),
-        "seeds": [seed_start, seed_start + episodes - 1],
+        "wall_s": wall,
+        "episodes_per_min": 60 * dc["episodes"] / wall,
+        "seeds": [dc["seed_start"], dc["seed_start"] + dc["episodes"] - 1],
         "episodes": summaries,
     }
-    Path(str(out) + ".summary.json").write_text(json.dumps(result, indent=2))
+    Path(str(out) + ".summary.json").write_text(json.dumps(result, indent=2, default=_json_default))
     return result
+
+
+def _json_default(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else str(v)

@@ -43,7 +43,7 @@ def read_replay_buffer(path: str | Path, keys: list[str]) -> ReplayBuffer:
     if not path.exists():
         raise UserError(
             f"dataset not found at '{path}': set dataset.path=... to a Diffusion Policy zarr "
-            "(e.g. pusht_cchi_v7_replay.zarr), or generate one with 'fmpolicy demos'"
+            "(a folder, or a .zarr.zip), or generate one with 'fmpolicy demos'"
         )
     try:
         root = zarr.open_group(str(path), mode="r")

@@ -28,7 +28,7 @@ class WindowDataset:
     def __init__(
         self,
         buffer: ReplayBuffer,
-        obs: np.ndarray,
+        obs: dict[str, np.ndarray],
         action: np.ndarray,
         episode_ids: np.ndarray,
         horizon: int,
@@ -39,7 +39,7 @@ class WindowDataset:
             raise ValueError(
                 f"need n_obs_steps - 1 + n_action_steps <= horizon, got {n_obs_steps}, {n_action_steps}, {horizon}"
             )
-        self.obs = obs.astype(np.float32)
+        self.obs = {k: v.astype(np.float32, copy=False) for k, v in obs.items()}
         self.action = action.astype(np.float32)
         self.horizon, self.n_obs_steps = horizon, n_obs_steps
         pad_before, pad_after = n_obs_steps - 1, n_action_steps - 1
@@ -63,7 +63,8 @@ class WindowDataset:
         rel = self.offset[idx, None] + np.arange(self.horizon)[None, :]
         return np.clip(rel, 0, self.ep_len[idx, None] - 1) + self.ep_start[idx, None]
 
-    def get_batch(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Observations ``(B, n_obs_steps, obs_dim)`` and actions ``(B, horizon, action_dim)``."""
+    def get_batch(self, idx: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Observations ``{key: (B, n_obs_steps, *shape)}`` and actions ``(B, horizon, action_dim)``."""
         steps = self.step_indices(np.asarray(idx))
-        return self.obs[steps[:, : self.n_obs_steps]], self.action[steps]
+        obs_steps = steps[:, : self.n_obs_steps]
+        return {k: v[obs_steps] for k, v in self.obs.items()}, self.action[steps]

@@ -1,34 +1,36 @@
-"""Simulators, one module per suite, and the wrappers they share."""
+"""Simulators, one module per suite (see ``registry.py``), and the wrappers they share."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 
+from fmpolicy.envs.registry import get_suite
 from fmpolicy.envs.wrappers import ChunkExecution, VideoRecorder
 from fmpolicy.errors import UserError
 
-SUITES = ("pusht",)
-
 
 def make_env(
-    suite: str,
+    task: dict[str, Any],
     n_obs_steps: int,
     n_action_steps: int,
     max_episode_steps: int,
     record_video: bool = False,
-    disturbance: tuple[int, float] | None = None,
+    perturbation: tuple[str, float, int] | None = None,
 ) -> gym.Env:
-    """The suite's environment with observation history and chunk execution.
+    """The task's environment with observation history, chunk execution and episode results.
 
-    ``disturbance=(step, distance)`` displaces the object once during the episode.
+    ``perturbation=(name, level, at_step)`` applies one of the suite's perturbations.
     """
-    if suite == "pusht":
-        from fmpolicy.envs.pusht import BlockDisturbance, PushTKeypointEnv
-
-        env: gym.Env = PushTKeypointEnv()
-        if disturbance:
-            env = BlockDisturbance(env, *disturbance)
-    else:
-        raise UserError(f"unknown suite '{suite}': choose one of {SUITES}")
+    suite = get_suite(task["suite"])
+    env = suite.make_env(task)
+    if perturbation:
+        name, level, at_step = perturbation
+        if name not in suite.perturbations:
+            raise UserError(
+                f"suite '{suite.name}' has no perturbation '{name}': choose one of {sorted(suite.perturbations)}"
+            )
+        env = suite.perturbations[name].wrap(env, level, at_step)
     env = VideoRecorder(env, enabled=record_video)
-    return ChunkExecution(env, n_obs_steps, n_action_steps, max_episode_steps)
+    return ChunkExecution(env, n_obs_steps, n_action_steps, max_episode_steps, suite.tracker(task))

@@ -13,6 +13,8 @@ import gymnasium as gym
 import numpy as np
 from gym_pusht.envs.pusht import PushTEnv
 
+from fmpolicy.envs.registry import Perturbation, Suite, register
+
 SUCCESS_COVERAGE = 0.95
 MAX_EPISODE_STEPS = 300
 
@@ -126,7 +128,7 @@ class PushTKeypointEnv(gym.Env):
 class BlockDisturbance(gym.Wrapper):
     """Displaces the block by ``distance`` px once, after ``at_step`` environment steps."""
 
-    def __init__(self, env: PushTKeypointEnv, at_step: int, distance: float) -> None:
+    def __init__(self, env: gym.Env, distance: float, at_step: int) -> None:
         super().__init__(env)
         self.at_step, self.distance, self._steps = at_step, distance, 0
 
@@ -139,3 +141,53 @@ class BlockDisturbance(gym.Wrapper):
             self.env.unwrapped.displace_block(self.distance)
         self._steps += 1
         return self.env.step(action)
+
+
+class CoverageTracker:
+    """Push-T's result: score = max over steps of ``clip(coverage / 0.95, 0, 1)``; success = coverage > 0.95."""
+
+    def __init__(self) -> None:
+        self.max_coverage = 0.0
+
+    def reset(self, info: dict[str, Any]) -> None:
+        self.max_coverage = float(info.get("coverage", 0.0))
+
+    def update(self, reward: float, info: dict[str, Any], step: int) -> None:
+        self.max_coverage = max(self.max_coverage, float(info["coverage"]))
+
+    def result(self) -> dict[str, float | bool]:
+        return {
+            "score": float(np.clip(self.max_coverage / SUCCESS_COVERAGE, 0.0, 1.0)),
+            "success": self.max_coverage > SUCCESS_COVERAGE,
+            "max_coverage": self.max_coverage,
+        }
+
+
+_EXPERT_ENV: list[PushTKeypointEnv] = []
+
+
+def expert_episode(seed: int, cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The scripted expert from ``seed``; kept when it reaches ``demos.min_coverage``."""
+    from fmpolicy.envs.pusht_expert import run_expert_episode
+
+    if not _EXPERT_ENV:
+        _EXPERT_ENV.append(PushTKeypointEnv())
+    arrays, summary = run_expert_episode(_EXPERT_ENV[0], seed, cfg["task"]["max_episode_steps"])
+    summary["success"] = bool(summary["max_coverage"] > SUCCESS_COVERAGE)
+    summary["kept"] = bool(summary["max_coverage"] >= cfg["demos"]["min_coverage"] and len(arrays["action"]) > 0)
+    return arrays, summary
+
+
+register(
+    Suite(
+        name="pusht",
+        make_env=lambda task: PushTKeypointEnv(),
+        tracker=lambda task: CoverageTracker(),
+        success_text="coverage > 0.95",
+        expert=expert_episode,
+        perturbations={"block_displaced": Perturbation(lambda env, level, at: BlockDisturbance(env, level, at), "px")},
+        obs_noise_unit="px",
+        obs_range=lambda key: (100.0, 400.0),
+        histogram=("max_coverage", "best coverage in episode", SUCCESS_COVERAGE),
+    )
+)

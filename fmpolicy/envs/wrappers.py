@@ -40,13 +40,18 @@ class ChunkExecution(gym.Wrapper):
 
     Observations are stacked along a new first axis, the oldest first; at reset
     the first observation is repeated (Diffusion Policy's convention). A chunk
-    step executes ``n_action_steps`` actions, stops early when the episode ends,
-    and reports the best reward and coverage seen during the chunk. The episode
-    is truncated after ``max_episode_steps`` environment steps.
+    step executes ``n_action_steps`` actions and stops early when the episode ends.
+    The suite's ``tracker`` sees every environment step; its result so far (flat
+    scalars: ``score``, ``success`` and the suite's extras) is merged into every
+    ``info``, with ``env_steps``. The reward is the best reward of the chunk. The
+    episode is truncated after ``max_episode_steps`` environment steps.
     """
 
-    def __init__(self, env: gym.Env, n_obs_steps: int, n_action_steps: int, max_episode_steps: int) -> None:
+    def __init__(
+        self, env: gym.Env, n_obs_steps: int, n_action_steps: int, max_episode_steps: int, tracker: Any
+    ) -> None:
         super().__init__(env)
+        self.tracker = tracker
         self.n_obs_steps, self.n_action_steps = n_obs_steps, n_action_steps
         self.max_episode_steps = max_episode_steps
         inner = env.observation_space
@@ -73,10 +78,11 @@ class ChunkExecution(gym.Wrapper):
         self._history.clear()
         self._history.extend([obs] * self.n_obs_steps)
         self._steps = 0
-        return self._stacked(), info
+        self.tracker.reset(info)
+        return self._stacked(), {**info, **self.tracker.result(), "env_steps": 0}
 
     def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        best_reward, best_coverage = -np.inf, -np.inf
+        best_reward = -np.inf
         terminated = truncated = False
         info: dict[str, Any] = {}
         for action in np.asarray(actions)[: self.n_action_steps]:
@@ -84,9 +90,9 @@ class ChunkExecution(gym.Wrapper):
             self._history.append(obs)
             self._steps += 1
             best_reward = max(best_reward, reward)
-            best_coverage = max(best_coverage, info.get("coverage", -np.inf))
+            self.tracker.update(reward, info, self._steps)
             truncated = truncated or self._steps >= self.max_episode_steps
             if terminated or truncated:
                 break
-        info = {**info, "coverage": best_coverage, "env_steps": self._steps}
+        info = {**info, **self.tracker.result(), "env_steps": self._steps}
         return self._stacked(), best_reward, terminated, truncated, info

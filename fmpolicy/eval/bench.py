@@ -16,9 +16,10 @@ import numpy as np
 import torch
 
 from fmpolicy.config import compose
-from fmpolicy.data.tasks import TaskData, load_task_data, split_flat_obs
+from fmpolicy.data.tasks import TaskData, load_task_data
+from fmpolicy.envs.registry import get_suite
 from fmpolicy.errors import UserError
-from fmpolicy.eval.diagnostics import held_out_batch, reconstruction_errors
+from fmpolicy.eval.diagnostics import held_out_batch, obs_to_device, reconstruction_errors
 from fmpolicy.eval.rollout import rollout_episodes, summarize
 from fmpolicy.eval.video import write_video
 from fmpolicy.plotting import figure, save
@@ -59,6 +60,7 @@ def operating_points(
 
 def batch1_latency_ms(policy: Policy, obs: dict[str, np.ndarray], solver: str, nfe: int, calls: int) -> float:
     one = {k: v[:1] for k, v in obs.items()}
+    policy.reset()  # one shared generator (a rollout may have left one per episode)
     policy.predict_action(one, nfe=nfe, solver=solver)  # warm-up
     times = []
     for _ in range(calls):
@@ -110,7 +112,7 @@ def bench(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
         for solver, nfe in operating_points(run_cfg, bc["nfes"], bc["ft_own_nfe_only"], bc["diffusion"]):
             row: dict[str, Any] = {"method": name, "kind": run_cfg["method"]["kind"], "solver": solver, "nfe": nfe}
             if held is not None and reference is not None:
-                cond = model.condition(torch.from_numpy(held.obs).to(policy.device))
+                cond = model.condition(obs_to_device(held.obs, policy.device))
                 action = model.action_norm.normalize(torch.from_numpy(held.act).to(policy.device))
                 errs = reconstruction_errors(model, cond, action, held.latents(reference), solver, [nfe])
                 row["recon_mse_inverse"] = errs["inverse"][nfe]
@@ -118,22 +120,22 @@ def bench(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
             results, videos, _ = rollout_episodes(policy, run_cfg, seeds, nfe, solver, ec["n_envs"], ec["videos"])
             for seed, frames in zip(seeds, videos):
                 write_video(out / "videos" / f"{name}_nfe{nfe}_seed{seed}.mp4", frames)
-            metrics = summarize(results, nfe, solver)
-            row.update(
-                score=metrics["score"],
-                score_ci95=metrics["score_ci95"],
-                success_rate=metrics["success_rate"],
-                success_ci95=metrics["success_ci95"],
-                n_episodes=metrics["n_episodes"],
-            )
-            obs = split_flat_obs(held.obs, run_cfg["task"]) if held is not None else None
-            if obs is not None:
-                row["latency_ms_batch1"] = batch1_latency_ms(policy, obs, solver, nfe, bc["latency_calls"])
+            metrics = summarize(results, nfe, solver, run_cfg["task"])
+            row.update(row_metrics(metrics))
+            if held is not None:
+                row["latency_ms_batch1"] = batch1_latency_ms(policy, held.obs, solver, nfe, bc["latency_calls"])
             rows.append(row)
             print(_row_line(row))
             write_tables(rows, out, "bench")
     plot_vs_nfe(rows, out)
     return rows
+
+
+def row_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Score and success with their intervals, and the suite's extras (scalars only), for a table row."""
+    keep = {"score", "score_ci95", "success_rate", "success_ci95", "n_episodes"}
+    extras = {k: v for k, v in metrics.get("suite", {}).items() if isinstance(v, (int, float))}
+    return {**{k: metrics[k] for k in keep}, **extras}
 
 
 def _fmt_ci(value: float, ci: list[float]) -> str:
@@ -214,7 +216,7 @@ def chunk_deviation(policy: Policy, obs: dict[str, np.ndarray], noise: float, nf
 
 
 def robustness(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
-    """Each run (at ``robustness.nfe``, or its own inference NFE) under observation noise and a block displacement."""
+    """Each run (at ``robustness.nfe``, or its own inference NFE) under observation noise and the suite's perturbations."""
     rc, ec = cfg["robustness"], cfg["eval"]
     runs = load_runs(cfg)
     seeds = list(range(ec["seed_start"], ec["seed_start"] + ec["episodes"]))
@@ -223,47 +225,47 @@ def robustness(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     settings = [("obs_noise", level) for level in rc["obs_noise"]]
-    settings += [("block_displaced", px) for px in rc["displace_px"]]
+    settings += [(kind, level) for kind, levels in rc["perturbations"].items() for level in levels]
+    unit = get_suite(first_cfg["task"]["suite"]).obs_noise_unit
     for name, (payload, run_cfg) in runs.items():
         policy = Policy(
             model_from_checkpoint(payload, run_cfg), run_cfg, seed=ec["noise_seed"], device=run_cfg["device"]
         )
         solver, nfe = run_cfg["inference"]["solver"], rc["nfe"] or run_cfg["inference"]["nfe"]
-        obs = split_flat_obs(held.obs, run_cfg["task"])
         for kind, level in settings:
             noise = level if kind == "obs_noise" else 0.0
-            disturbance = (rc["disturb_step"], level) if kind == "block_displaced" else None
+            perturbation = (kind, level, rc["disturb_step"]) if kind != "obs_noise" else None
             results, _, _ = rollout_episodes(
-                policy, run_cfg, seeds, nfe, solver, ec["n_envs"], 0, obs_noise=noise, disturbance=disturbance
+                policy, run_cfg, seeds, nfe, solver, ec["n_envs"], 0, obs_noise=noise, perturbation=perturbation
             )
-            metrics = summarize(results, nfe, solver)
+            metrics = summarize(results, nfe, solver, run_cfg["task"])
             row = {"method": name, "solver": solver, "nfe": nfe, "perturbation": kind, "level": level}
             row.update({k: metrics[k] for k in ("score", "score_ci95", "success_rate", "success_ci95", "n_episodes")})
             if kind == "obs_noise":
-                row["chunk_deviation"] = chunk_deviation(policy, obs, level, nfe) if level else 0.0
+                row["chunk_deviation"] = chunk_deviation(policy, held.obs, level, nfe) if level else 0.0
             rows.append(row)
             print(_row_line(row) + f"  {kind} {level}")
             write_tables(rows, out, "robustness")
-    plot_robustness(rows, out)
+    plot_robustness(rows, out, unit)
     return rows
 
 
-def plot_robustness(rows: list[dict[str, Any]], out: Path) -> None:
+def plot_robustness(rows: list[dict[str, Any]], out: Path, unit: str) -> None:
     kinds = list(dict.fromkeys(r["perturbation"] for r in rows))
     fig, axes = figure(len(kinds) + 1, width=4.5, height=3.8)
     for ax, kind in zip(axes, kinds):
         for method in dict.fromkeys(r["method"] for r in rows):
             pts = [(r["level"], r["success_rate"]) for r in rows if r["method"] == method and r["perturbation"] == kind]
             ax.plot(*zip(*pts), "o-", label=method)
-        ax.set_xlabel("noise std (px)" if kind == "obs_noise" else "displacement (px)")
+        ax.set_xlabel(f"noise std ({unit})" if kind == "obs_noise" else f"{kind} level")
         ax.set_ylabel("success rate")
         ax.set_title(kind)
         ax.grid(alpha=0.3)
     for method in dict.fromkeys(r["method"] for r in rows):
         pts = [(r["level"], r["chunk_deviation"]) for r in rows if r["method"] == method and "chunk_deviation" in r]
         axes[-1].plot(*zip(*pts), "o-", label=method)
-    axes[-1].set_xlabel("observation noise std (px)")
-    axes[-1].set_ylabel("action-chunk deviation (px)")
+    axes[-1].set_xlabel(f"observation noise std ({unit})")
+    axes[-1].set_ylabel("action-chunk deviation (action units)")
     axes[-1].set_title("input-to-state stability")
     axes[-1].grid(alpha=0.3)
     axes[0].legend()

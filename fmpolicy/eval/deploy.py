@@ -19,18 +19,19 @@ def deploy(payload: dict[str, Any], cfg: dict[str, Any], out: Path) -> dict[str,
     dc, task = cfg["deploy"], cfg["task"]
     policy = Policy(model_from_checkpoint(payload, cfg), cfg, seed=dc["seed"], device=cfg["device"])
     nfe = dc["nfe"] or cfg["inference"]["nfe"]
-    env = make_env(task["suite"], policy.n_obs_steps, policy.n_action_steps, dc["steps"], record_video=True)
-    obs, _ = env.reset(seed=dc["seed"])
-    latencies, best_cov, done = [], 0.0, False
+    env = make_env(task, policy.n_obs_steps, policy.n_action_steps, dc["steps"], record_video=True)
+    obs, info = env.reset(seed=dc["seed"])
+    policy.reset(episode_seeds=[dc["seed"]])
+    latencies, done = [], False
     while not done:
         t = time.perf_counter()
         action = policy.predict_action({k: v[None] for k, v in obs.items()}, nfe=nfe)[0]
         latencies.append(1000 * (time.perf_counter() - t))
         obs, _, terminated, truncated, info = env.step(action)
-        best_cov = max(best_cov, info["coverage"])
         done = terminated or truncated
         print(
-            f"call {len(latencies):3d}  latency {latencies[-1]:6.1f} ms  step {info['env_steps']:3d}  coverage {info['coverage']:.3f}"
+            f"call {len(latencies):3d}  latency {latencies[-1]:6.1f} ms  step {info['env_steps']:3d}  "
+            f"score {info['score']:.3f}  success {bool(info['success'])}"
         )
     out.mkdir(parents=True, exist_ok=True)
     write_video(out / "deploy.mp4", env.get_wrapper_attr("frames"))
@@ -40,11 +41,12 @@ def deploy(payload: dict[str, Any], cfg: dict[str, Any], out: Path) -> dict[str,
         "calls": len(latencies),
         "latency_ms_median": float(np.median(latencies)),
         "latency_ms_p95": float(np.percentile(latencies, 95)),
-        "best_coverage": best_cov,
         "env_steps": int(info["env_steps"]),
+        **{k: np.asarray(v).item() for k, v in env.tracker.result().items()},
     }
     (out / "deploy.json").write_text(json.dumps(summary, indent=2))
     print(
-        f"median latency {summary['latency_ms_median']:.1f} ms per chunk; best coverage {best_cov:.3f}; video {out / 'deploy.mp4'}"
+        f"median latency {summary['latency_ms_median']:.1f} ms per chunk; score {summary['score']:.3f}, "
+        f"success {summary['success']}; video {out / 'deploy.mp4'}"
     )
     return summary

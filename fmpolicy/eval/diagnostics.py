@@ -105,13 +105,18 @@ def contraction_certificate(
 
 def held_out_batch(
     data: TaskData, cfg: dict[str, Any], n: int, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """Up to ``n`` held-out windows: their indices, observation dict and actions (raw)."""
     windows = data.windows(cfg, "val")
     if len(windows) == 0:
         raise UserError("no held-out episodes: set dataset.val_ratio > 0")
     idx = np.sort(np.random.default_rng(seed).choice(len(windows), min(n, len(windows)), replace=False))
     obs, act = windows.get_batch(idx)
     return idx, obs, act
+
+
+def obs_to_device(obs: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(v).to(device) for k, v in obs.items()}
 
 
 def diagnose(
@@ -128,7 +133,7 @@ def diagnose(
     latents = invert_windows(
         reference, windows, idx, dc["inverse_solver"], dc["inverse_nfe"], dc["inverse_warp"], progress=False
     )
-    cond = model.condition(torch.from_numpy(obs).to(device))
+    cond = model.condition(obs_to_device(obs, device))
     action = model.action_norm.normalize(torch.from_numpy(act).to(device))
     with torch.no_grad():
         round_trip = (

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fmpolicy.data.tasks import OBS_SHAPES
+from fmpolicy.envs.registry import get_suite
 from fmpolicy.eval.rollout import rollout_episodes
 from fmpolicy.policy.api import Policy
 from fmpolicy.policy.device import resolve_device
@@ -18,18 +18,19 @@ from fmpolicy.policy.model import build_model
 
 
 def _random_obs(cfg: dict[str, Any], batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    shapes = OBS_SHAPES[cfg["task"]["suite"]]
-    n = cfg["policy"]["n_obs_steps"]
-    return {k: rng.uniform(100, 400, (batch, n, *shapes[k])) for k in cfg["task"]["obs_keys"]}
+    """Observations in the suite's value ranges, shaped ``(batch, n_obs_steps, *shape)``."""
+    suite, n = get_suite(cfg["task"]["suite"]), cfg["policy"]["n_obs_steps"]
+    return {
+        k: rng.uniform(*suite.obs_range(k), (batch, n, *meta["shape"])).astype(np.float32)
+        for k, meta in cfg["task"]["shape_meta"]["obs"].items()
+    }
 
 
 def measure_speed(cfg: dict[str, Any], out: Path, model: torch.nn.Module | None = None) -> dict[str, Any]:
     sc, p = cfg["speed"], cfg["policy"]
     rng = np.random.default_rng(0)
-    obs_dim = sum(int(np.prod(OBS_SHAPES[cfg["task"]["suite"]][k])) for k in cfg["task"]["obs_keys"])
-    action_dim = sc["action_dim"]
     device = resolve_device(cfg["device"])
-    model = (model or build_model(cfg, obs_dim, action_dim)).to(device)
+    model = (model or build_model(cfg)).to(device)
     result: dict[str, Any] = {
         "parameters": sum(x.numel() for x in model.parameters()),
         "threads": torch.get_num_threads(),
@@ -38,8 +39,8 @@ def measure_speed(cfg: dict[str, Any], out: Path, model: torch.nn.Module | None 
 
     opt = torch.optim.AdamW([x for x in model.parameters() if x.requires_grad], lr=1e-4)
     bs = cfg["train"]["batch_size"]
-    obs = torch.rand(bs, p["n_obs_steps"], obs_dim, device=device)
-    act = torch.rand(bs, p["horizon"], action_dim, device=device) * 2 - 1
+    obs = {k: torch.from_numpy(v).to(device) for k, v in _random_obs(cfg, bs, rng).items()}
+    act = torch.rand(bs, p["horizon"], model.action_dim, device=device) * 2 - 1
     times = []
     for i in range(sc["train_steps"] + 2):
         t = time.perf_counter()

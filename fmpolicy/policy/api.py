@@ -9,7 +9,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from fmpolicy.data.tasks import flat_obs
 from fmpolicy.errors import UserError
 from fmpolicy.policy.checkpoint import load_checkpoint
 from fmpolicy.policy.device import resolve_device
@@ -23,8 +22,19 @@ def model_from_checkpoint(payload: dict[str, Any], cfg: dict[str, Any] | None = 
     differs from the weights raises a UserError naming the mismatch.
     """
     cfg = cfg if cfg is not None else payload["config"]
-    model = build_model(cfg, payload["obs_dim"], payload["action_dim"])
+    if cfg["task"]["shape_meta"] != payload["shape_meta"]:
+        raise UserError(
+            "checkpoint does not fit the config (its task.shape_meta differs): drop task/task.* overrides "
+            "or use a checkpoint trained on this task"
+        )
+    model = build_model(cfg)
     state = payload.get("ema_model") if ema and payload.get("ema_model") is not None else payload["model"]
+    bad = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise UserError(
+            f"checkpoint weights hold NaN or inf ({bad[0]}, {len(bad)} tensors): the run diverged; "
+            "use an earlier checkpoint or retrain with a lower train.lr"
+        )
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -43,13 +53,16 @@ class Policy:
     with the task's observation keys and returns ``(batch, n_action_steps, action_dim)``;
     the chunk starts at the current (last observed) step, as in Diffusion Policy.
     Sampling noise comes from a generator seeded with ``seed``; ``reset()`` reseeds it.
+    ``reset(episode_seeds)`` gives each batch row its own generator, seeded from
+    its episode's seed and ``seed``, so an episode's actions do not depend on
+    which other episodes share the batch.
     """
 
     def __init__(self, model: nn.Module, cfg: dict[str, Any], seed: int = 0, device: str = "cpu") -> None:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.cfg = cfg
-        self.obs_keys: list[str] = list(cfg["task"]["obs_keys"])
+        self.shape_meta: dict[str, Any] = cfg["task"]["shape_meta"]
         p = cfg["policy"]
         self.horizon, self.n_obs_steps, self.n_action_steps = p["horizon"], p["n_obs_steps"], p["n_action_steps"]
         self.action_dim: int = model.action_dim
@@ -59,28 +72,47 @@ class Policy:
         self.generator = torch.Generator(device="cpu")
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, episode_seeds: list[int] | None = None) -> None:
         self.generator.manual_seed(self.seed)
+        self.row_generators = None
+        if episode_seeds is not None:
+            self.row_generators = [
+                torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, int(s)]).generate_state(1)[0]))
+                for s in episode_seeds
+            ]
 
-    def _obs_tensor(self, obs: dict[str, Any]) -> torch.Tensor:
-        arrays = {k: np.asarray(v) for k, v in obs.items()}
-        for k in self.obs_keys:
-            if k in arrays and (arrays[k].ndim < 2 or arrays[k].shape[1] != self.n_obs_steps):
+    def _noise(self, batch: int) -> torch.Tensor:
+        shape = (self.horizon, self.action_dim)
+        if self.row_generators is None:
+            return torch.randn((batch, *shape), generator=self.generator)
+        if len(self.row_generators) != batch:
+            raise UserError(f"batch of {batch} observations after reset() with {len(self.row_generators)} episodes")
+        return torch.stack([torch.randn(shape, generator=g) for g in self.row_generators])
+
+    def _obs_tensors(self, obs: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Checks every ``shape_meta`` key is there with shape ``(batch, n_obs_steps, *shape)``."""
+        out, batch = {}, None
+        for key, meta in self.shape_meta["obs"].items():
+            if key not in obs:
+                raise UserError(f"observation lacks key '{key}' (it has {sorted(obs)}): pass every key of shape_meta")
+            arr = np.asarray(obs[key], dtype=np.float32)
+            want = (self.n_obs_steps, *meta["shape"])
+            if arr.shape[1:] != want or (batch is not None and len(arr) != batch):
                 raise UserError(
-                    f"observation '{k}' has shape {arrays[k].shape}: expected (batch, n_obs_steps={self.n_obs_steps}, ...)"
+                    f"observation '{key}' has shape {arr.shape}: expected (batch, {', '.join(map(str, want))})"
                 )
-        x = flat_obs(arrays, self.obs_keys, lead=2)
-        if x.shape[-1] != self.model.obs_dim:
-            raise UserError(f"observation has {x.shape[-1]} values per step, the policy expects {self.model.obs_dim}")
-        return torch.as_tensor(x, device=self.device)
+            batch = len(arr)
+            out[key] = torch.as_tensor(arr, device=self.device)
+        return out
 
     @torch.no_grad()
     def predict_action_chunk(
         self, obs: dict[str, Any], nfe: int | None = None, solver: str | None = None
     ) -> np.ndarray:
         """The whole predicted chunk ``(batch, horizon, action_dim)`` in environment units."""
-        x = self._obs_tensor(obs)
-        noise = torch.randn((x.shape[0], self.horizon, self.action_dim), generator=self.generator).to(self.device)
+        x = self._obs_tensors(obs)
+        batch = len(next(iter(x.values())))
+        noise = self._noise(batch).to(self.device)
         cond = self.model.condition(x)
         action = self.model.sample(cond, noise, solver or self.solver, nfe or self.nfe)
         return self.model.action_norm.unnormalize(action).cpu().numpy()

@@ -11,7 +11,8 @@ import torch
 
 from fmpolicy.errors import UserError
 
-REQUIRED = ("config", "model", "obs_dim", "action_dim")
+FORMAT_VERSION = 2  # 2: observation dicts described by shape_meta, per-key normalizers
+REQUIRED = ("config", "model", "shape_meta")
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
@@ -42,7 +43,63 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise UserError(
             f"checkpoint '{path}' is corrupt or not a checkpoint ({type(exc).__name__}): retrain or pick another file"
         ) from None
+    if isinstance(payload, dict) and "format_version" not in payload and "obs_dim" in payload:
+        payload = _convert_v1(payload, path)
     missing = [k for k in REQUIRED if not isinstance(payload, dict) or k not in payload]
     if missing:
         raise UserError(f"checkpoint '{path}' lacks {missing}: it was not written by fmpolicy train/finetune")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise UserError(
+            f"checkpoint '{path}' has format {payload['format_version']}, newer than this fmpolicy reads "
+            f"({FORMAT_VERSION}): upgrade fmpolicy"
+        )
     return payload
+
+
+def _convert_v1(payload: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Format 1 (one flat observation vector, one normalizer) -> format 2.
+
+    The flat normalizer's entries were the task's observation keys concatenated
+    in order, which is exactly how the low-dim encoder orders them. Residual
+    checkpoints of format 1 are refused: their head was reparametrized (centre
+    ``mu`` -> drift ``b = P mu``) without a version, so their meaning is unknown.
+    """
+    from fmpolicy.config import compose
+
+    cfg = payload["config"]
+    if cfg["method"]["kind"] == "ft_residual":
+        raise UserError(
+            f"checkpoint '{path}' is a residual (ResFT-FM) checkpoint of format 1, whose head meant something "
+            "else: re-run fmpolicy finetune method=ft_residual from its FM checkpoint"
+        )
+    task = compose({"task": cfg["task"]["name"]})
+    new_cfg = compose({}, base=cfg)
+    new_cfg["task"] = {k: v for k, v in {**cfg["task"], **task["task"]}.items() if k != "obs_keys"}
+    new_cfg["dataset"] = {**task["dataset"], **cfg["dataset"]}
+    shape_meta = new_cfg["task"]["shape_meta"]
+
+    def convert(state: dict[str, Any] | None) -> dict[str, Any] | None:
+        if state is None:
+            return None
+        state = dict(state)
+        scale, offset = state.pop("obs_norm.scale"), state.pop("obs_norm.offset")
+        start = 0
+        for key, meta in shape_meta["obs"].items():
+            n = 1
+            for d in meta["shape"]:
+                n *= d
+            state[f"obs_encoder.norms.{key}.scale"] = scale[start : start + n]
+            state[f"obs_encoder.norms.{key}.offset"] = offset[start : start + n]
+            start += n
+        return state
+
+    out = {k: v for k, v in payload.items() if k not in ("obs_dim", "action_dim")}
+    out.update(
+        config=new_cfg,
+        model=convert(payload["model"]),
+        ema_model=convert(payload.get("ema_model")),
+        shape_meta=shape_meta,
+        format_version=FORMAT_VERSION,
+    )
+    out.pop("optimizer", None)  # parameter groups are unchanged, but resuming a converted run is not supported
+    return out

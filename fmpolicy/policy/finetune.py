@@ -22,10 +22,10 @@ from fmpolicy.data.windows import WindowDataset
 from fmpolicy.errors import UserError
 from fmpolicy.policy import flow
 from fmpolicy.policy.api import model_from_checkpoint
-from fmpolicy.policy.checkpoint import load_checkpoint
+from fmpolicy.policy.checkpoint import load_checkpoint, save_checkpoint
 from fmpolicy.policy.device import module_device, resolve_device
 from fmpolicy.policy.model import FlowModel, FlowSampling, build_model
-from fmpolicy.policy.train import TrainResult, train, validation_batches
+from fmpolicy.policy.train import TrainResult, make_batch, train, validation_batches
 
 PAIRINGS = ("inverse", "independent")
 
@@ -45,9 +45,9 @@ def invert_windows(
     out = []
     device = module_device(model)
     for start in tqdm(range(0, len(indices), batch_size), desc="inverting windows", disable=not progress):
-        obs, act = windows.get_batch(indices[start : start + batch_size])
-        obs_t, act_t = torch.from_numpy(obs).to(device), torch.from_numpy(act).to(device)
-        out.append(model.invert(model.condition(obs_t), model.action_norm.normalize(act_t), solver, nfe, warp))
+        batch = make_batch(windows, indices[start : start + batch_size], device, "")
+        action = model.action_norm.normalize(batch["action"])
+        out.append(model.invert(model.condition(batch["obs"]), action, solver, nfe, warp))
     return torch.cat(out)
 
 
@@ -78,10 +78,11 @@ class LatentBank:
         return self.latents[rows]
 
 
-class ReconstructionObjective:
+class ReconstructionObjective(nn.Module):
     """Gaussian NLL of the inference solver's reconstruction, optionally plus the FM loss."""
 
     def __init__(self, model: FlowSampling, cfg: dict[str, Any], latents: dict[str, LatentBank] | None = None) -> None:
+        super().__init__()
         mc = cfg["method"]
         if mc["pairing"] not in PAIRINGS:
             raise UserError(f"method.pairing '{mc['pairing']}' unknown: choose one of {PAIRINGS}")
@@ -101,16 +102,6 @@ class ReconstructionObjective:
         )
         self.latents = latents or {}
 
-    def parameters(self) -> list[nn.Parameter]:
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        return params + ([self.log_sigma] if self.log_sigma.requires_grad else [])
-
-    def to(self, device: torch.device) -> None:
-        self.model.to(device)
-        self.log_sigma.data = self.log_sigma.data.to(device)
-        for bank in self.latents.values():
-            bank.latents = bank.latents.to(device)
-
     def extra_state(self) -> dict[str, Any]:
         return {"log_sigma": self.log_sigma.detach().clone()}
 
@@ -121,14 +112,12 @@ class ReconstructionObjective:
     def latent(self, batch_idx: np.ndarray, like: torch.Tensor, split: str) -> torch.Tensor:
         if self.pairing == "independent":
             return torch.randn_like(like)
-        return self.latents[split][batch_idx]
+        return self.latents[split][batch_idx].to(like.device)
 
-    def loss(
-        self, obs: torch.Tensor, action: torch.Tensor, batch_idx: np.ndarray, split: str = "train"
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        cond = self.model.condition(obs)
-        a = self.model.action_norm.normalize(action)
-        a_hat = self.model.sample(cond, self.latent(batch_idx, a, split), self.solver, self.nfe)
+    def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        cond = self.model.condition(batch["obs"])
+        a = self.model.action_norm.normalize(batch["action"])
+        a_hat = self.model.sample(cond, self.latent(batch["index"], a, batch["split"]), self.solver, self.nfe)
         loss = flow.gaussian_nll(a, a_hat, self.log_sigma)
         logs = {"recon_mse": ((a_hat - a) ** 2).mean().item(), "sigma": self.log_sigma.exp().mean().item()}
         if self.fm_weight > 0:
@@ -148,10 +137,18 @@ def build_latents(
     """Invert the chosen windows of each split once; reuse ``cache`` when it holds the same windows and settings."""
     settings = {k: mc[k] for k in ("inverse_solver", "inverse_nfe", "inverse_warp")}
     if cache.exists():
-        saved = torch.load(cache, map_location="cpu", weights_only=False)
-        same = saved.get("settings") == settings and all(
-            name in saved and np.array_equal(saved[name]["indices"], idx) for name, (_, idx) in splits.items()
-        )
+        try:
+            saved = torch.load(cache, map_location="cpu", weights_only=False)
+            same = saved.get("settings") == settings and all(
+                name in saved
+                and np.array_equal(saved[name]["indices"], idx)
+                and saved[name]["latents"].shape[0] == len(idx)
+                and torch.isfinite(saved[name]["latents"]).all()
+                for name, (_, idx) in splits.items()
+            )
+        except Exception as exc:  # a damaged cache is only a cost, never a stop
+            print(f"note: latent cache {cache} is damaged ({type(exc).__name__}); recomputing it")
+            same = False
         if same:
             return {name: LatentBank(idx, saved[name]["latents"], len(w)) for name, (w, idx) in splits.items()}
     banks = {}
@@ -160,12 +157,11 @@ def build_latents(
             pretrained, windows, idx, mc["inverse_solver"], mc["inverse_nfe"], mc["inverse_warp"], progress=progress
         )
         banks[name] = LatentBank(idx, z, len(windows))
-    cache.parent.mkdir(parents=True, exist_ok=True)
     saved = {
         name: {"indices": b.indices, "latents": b.latents, "stats": latent_stats(b.latents)}
         for name, b in banks.items()
     }
-    torch.save({"settings": settings, **saved}, cache)
+    save_checkpoint(cache, {"settings": settings, **saved})  # atomic: temp file + rename
     return banks
 
 
@@ -184,7 +180,7 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
             f"method '{cfg['method']['name']}' is not a fine-tuning method: use method=ft_mle or method=ft_residual"
         )
     pretrained: FlowModel = model_from_checkpoint(payload, payload["config"])
-    model = build_model(cfg, payload["obs_dim"], payload["action_dim"])
+    model = build_model(cfg)
     (model.base if cfg["method"]["kind"] == "ft_residual" else model).load_state_dict(pretrained.state_dict())
 
     data = load_task_data(cfg)
@@ -217,7 +213,7 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
         objective,
         data,
         out,
-        extra_payload={"source_checkpoint": str(source)},
+        extra_payload={"source_checkpoint": str(Path(source).resolve()) if source else ""},
         progress=progress,
         train_indices=pool,
     )
@@ -234,8 +230,11 @@ def pretrained_reference(payload: dict[str, Any], model: FlowSampling) -> FlowSa
     if isinstance(model, ResidualFlowModel):
         return model.base
     source = payload.get("source_checkpoint")
-    if source and Path(source).exists():
-        return model_from_checkpoint(load_checkpoint(source))
-    if source:
-        print(f"warning: source checkpoint '{source}' not found; latents come from the fine-tuned model itself")
-    return model
+    if not source:
+        return model
+    if not Path(source).exists():
+        raise UserError(
+            f"the pretrained checkpoint this run was fine-tuned from, '{source}', is gone: its latents define "
+            "the reconstruction error; restore that file (or measure the pretrained run itself)"
+        )
+    return model_from_checkpoint(load_checkpoint(source))

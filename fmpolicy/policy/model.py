@@ -13,6 +13,7 @@ from torch import nn
 
 from fmpolicy.policy import flow
 from fmpolicy.policy.normalizer import MinMaxNormalizer
+from fmpolicy.policy.obs_encoder import build_obs_encoder
 from fmpolicy.policy.solvers import Field, integrate
 from fmpolicy.policy.unet import ConditionalUnet1D
 
@@ -20,25 +21,26 @@ from fmpolicy.policy.unet import ConditionalUnet1D
 class ChunkModel(nn.Module):
     """A U-Net over normalized action chunks, conditioned on the observation history."""
 
-    def __init__(self, obs_dim: int, action_dim: int, policy_cfg: dict[str, Any]) -> None:
+    def __init__(self, shape_meta: dict[str, Any], policy_cfg: dict[str, Any]) -> None:
         super().__init__()
-        self.obs_dim, self.action_dim = obs_dim, action_dim
+        self.shape_meta = shape_meta
+        self.action_dim = action_dim_of(shape_meta)
         self.horizon, self.n_obs_steps = policy_cfg["horizon"], policy_cfg["n_obs_steps"]
         self.time_scale = float(policy_cfg["time_scale"])
-        self.obs_norm = MinMaxNormalizer(obs_dim)
-        self.action_norm = MinMaxNormalizer(action_dim)
+        self.obs_encoder = build_obs_encoder(policy_cfg, shape_meta)
+        self.action_norm = MinMaxNormalizer(self.action_dim)
         self.net = ConditionalUnet1D(
-            action_dim,
-            obs_dim * self.n_obs_steps,
+            self.action_dim,
+            self.obs_encoder.out_dim,
             down_dims=tuple(policy_cfg["down_dims"]),
             kernel_size=policy_cfg["kernel_size"],
             n_groups=policy_cfg["n_groups"],
             step_embed_dim=policy_cfg["step_embed_dim"],
         )
 
-    def condition(self, obs: torch.Tensor) -> torch.Tensor:
-        """Raw observation history ``(B, n_obs_steps, obs_dim)`` -> conditioning vector."""
-        return self.obs_norm.normalize(obs).flatten(1)
+    def condition(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Raw observation history ``{key: (B, n_obs_steps, *shape)}`` -> conditioning vector."""
+        return self.obs_encoder(obs)
 
     def sample(self, cond: torch.Tensor, noise: torch.Tensor, solver: str, nfe: int) -> torch.Tensor:
         raise NotImplementedError
@@ -91,8 +93,8 @@ class DiffusionModel(ChunkModel):
     (``nfe`` steps, deterministic).
     """
 
-    def __init__(self, obs_dim: int, action_dim: int, policy_cfg: dict[str, Any], train_timesteps: int = 100) -> None:
-        super().__init__(obs_dim, action_dim, policy_cfg)
+    def __init__(self, shape_meta: dict[str, Any], policy_cfg: dict[str, Any], train_timesteps: int = 100) -> None:
+        super().__init__(shape_meta, policy_cfg)
         from diffusers import DDPMScheduler
 
         self.scheduler = DDPMScheduler(
@@ -126,16 +128,22 @@ class DiffusionModel(ChunkModel):
         return x
 
 
-def build_model(cfg: dict[str, Any], obs_dim: int, action_dim: int) -> ChunkModel:
-    kind = cfg["method"]["kind"]
-    if kind == "fm":
-        return FlowModel(obs_dim, action_dim, cfg["policy"])
+def action_dim_of(shape_meta: dict[str, Any]) -> int:
+    shape = tuple(shape_meta["action"]["shape"])
+    if len(shape) != 1 or shape[0] < 1:
+        raise ValueError(f"task.shape_meta.action.shape must be [action_dim], got {list(shape)}")
+    return int(shape[0])
+
+
+def build_model(cfg: dict[str, Any]) -> ChunkModel:
+    """The model of ``cfg.method.kind`` for the task's ``shape_meta``."""
+    kind, shape_meta = cfg["method"]["kind"], cfg["task"]["shape_meta"]
+    if kind in ("fm", "ft_mle"):
+        return FlowModel(shape_meta, cfg["policy"])
     if kind == "ddpm":
-        return DiffusionModel(obs_dim, action_dim, cfg["policy"], cfg["method"]["train_timesteps"])
+        return DiffusionModel(shape_meta, cfg["policy"], cfg["method"]["train_timesteps"])
     from fmpolicy.policy.residual import ResidualFlowModel
 
     if kind == "ft_residual":
-        return ResidualFlowModel(obs_dim, action_dim, cfg["policy"], cfg["method"])
-    if kind == "ft_mle":
-        return FlowModel(obs_dim, action_dim, cfg["policy"])
+        return ResidualFlowModel(shape_meta, cfg["policy"], cfg["method"])
     raise ValueError(f"unknown method kind '{kind}': choose fm, ddpm, ft_mle or ft_residual")

@@ -5,40 +5,33 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
+from fmpolicy.data.readers import absolute_dataset_path
 from fmpolicy.data.tasks import TaskData, load_task_data
+from fmpolicy.errors import UserError
 from fmpolicy.policy.model import build_model
 from fmpolicy.policy.train import TrainResult, train
 
 
-class PretrainObjective:
-    """The model's own pretraining loss on normalized windows."""
+class PretrainObjective(nn.Module):
+    """The model's own pretraining loss (FM, or the diffusion baseline's) on normalized windows."""
 
     def __init__(self, model: nn.Module, time_sampler: str) -> None:
+        super().__init__()
         self.model, self.time_sampler = model, time_sampler
 
-    def parameters(self) -> list[nn.Parameter]:
-        return [p for p in self.model.parameters() if p.requires_grad]
-
-    def to(self, device: torch.device) -> None:
-        self.model.to(device)
-
-    def loss(
-        self, obs: torch.Tensor, action: torch.Tensor, batch_idx: np.ndarray, split: str = "train"
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        cond = self.model.condition(obs)
-        return self.model.pretrain_loss(cond, self.model.action_norm.normalize(action), self.time_sampler), {}
+    def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        cond = self.model.condition(batch["obs"])
+        action = self.model.action_norm.normalize(batch["action"])
+        return self.model.pretrain_loss(cond, action, self.time_sampler), {}
 
 
 def fit_normalizers(model: nn.Module, data: TaskData) -> None:
     """Min-max statistics from the training episodes only."""
-    rows = np.concatenate(
-        [np.arange(data.buffer.episode_starts[i], data.buffer.episode_ends[i]) for i in data.train_ids]
-    )
-    model.obs_norm.fit(data.obs[rows])
+    rows = data.rows("train")
+    model.obs_encoder.fit({k: v[rows] for k, v in data.obs.items()})
     model.action_norm.fit(data.action[rows])
 
 
@@ -46,8 +39,15 @@ def pretrain(cfg: dict[str, Any], progress: bool = True, data: TaskData | None =
     if cfg["train"]["threads"]:
         torch.set_num_threads(cfg["train"]["threads"])
     torch.manual_seed(cfg["seed"])
+    kind = cfg["method"]["kind"]
+    if kind not in ("fm", "ddpm"):
+        raise UserError(
+            f"method={cfg['method']['name']} fine-tunes a pretrained model: run "
+            f"'fmpolicy finetune checkpoint=FM_RUN method={cfg['method']['name']}' (train takes method=fm or ddpm)"
+        )
+    absolute_dataset_path(cfg)
     data = data or load_task_data(cfg)
-    model = build_model(cfg, data.obs.shape[1], data.action.shape[1])
+    model = build_model(cfg)
     fit_normalizers(model, data)
     objective = PretrainObjective(model, cfg["train"]["time_sampler"])
     return train(cfg, objective, data, Path(cfg["out"]), progress=progress)

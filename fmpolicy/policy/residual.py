@@ -139,16 +139,16 @@ class ConvexPotentialContraction(nn.Module):
 class ResidualFlowModel(FlowSampling, nn.Module):
     """Frozen pretrained ``FlowModel`` (``base``) plus a contracting ``residual``."""
 
-    def __init__(self, obs_dim: int, action_dim: int, policy_cfg: dict[str, Any], method_cfg: dict[str, Any]) -> None:
+    def __init__(self, shape_meta: dict[str, Any], policy_cfg: dict[str, Any], method_cfg: dict[str, Any]) -> None:
         super().__init__()
-        self.base = FlowModel(obs_dim, action_dim, policy_cfg)
+        self.base = FlowModel(shape_meta, policy_cfg)
         self.base.requires_grad_(False)
-        self.obs_dim, self.action_dim = obs_dim, action_dim
+        self.shape_meta, self.action_dim = shape_meta, self.base.action_dim
         self.horizon, self.n_obs_steps = self.base.horizon, self.base.n_obs_steps
         rc = method_cfg["residual"]
         shape = {
-            "dim": self.horizon * action_dim,
-            "cond_dim": obs_dim * self.n_obs_steps,
+            "dim": self.horizon * self.action_dim,
+            "cond_dim": self.base.obs_encoder.out_dim,
             "hidden": rc["hidden"],
             "eps": rc["eps"],
             "time_scale": self.base.time_scale,
@@ -162,14 +162,14 @@ class ResidualFlowModel(FlowSampling, nn.Module):
             raise UserError(f"method.residual.form '{form}' unknown: choose affine or convex_potential")
 
     @property
-    def obs_norm(self) -> MinMaxNormalizer:
-        return self.base.obs_norm
+    def obs_encoder(self) -> nn.Module:
+        return self.base.obs_encoder
 
     @property
     def action_norm(self) -> MinMaxNormalizer:
         return self.base.action_norm
 
-    def condition(self, obs: torch.Tensor) -> torch.Tensor:
+    def condition(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.base.condition(obs)
 
     def velocity(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:

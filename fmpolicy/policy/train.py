@@ -25,25 +25,43 @@ from tqdm import tqdm
 from fmpolicy.config import dump
 from fmpolicy.data.tasks import TaskData
 from fmpolicy.data.windows import WindowDataset
+from fmpolicy.errors import UserError
 from fmpolicy.plotting import figure, save
-from fmpolicy.policy.checkpoint import save_checkpoint
+from fmpolicy.policy.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
 from fmpolicy.policy.device import module_device, resolve_device
 
 
 class Objective(Protocol):
+    """An ``nn.Module`` whose ``forward(batch)`` returns the loss and scalars to log.
+
+    ``batch``: ``obs`` (``{key: (B, n_obs_steps, *shape)}`` raw), ``action``
+    (``(B, horizon, action_dim)`` raw), ``index`` (window indices of ``split``)
+    and ``split`` (``train`` or ``val``). Being a module, a distributed wrapper
+    can sync its gradients; ``model`` is the policy model it trains.
+    """
+
     model: nn.Module
 
-    def parameters(self) -> list[nn.Parameter]: ...
+    def __call__(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]: ...
 
-    def loss(
-        self, obs: torch.Tensor, action: torch.Tensor, batch_idx: np.ndarray, split: str = "train"
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Loss of a batch of raw observations/actions (windows ``batch_idx`` of ``split``); scalars to log."""
-        ...
+    def parameters(self): ...
 
-    def to(self, device: torch.device) -> None:
-        """Move the model and whatever else the loss reads onto ``device``."""
-        ...
+    def to(self, device: torch.device): ...
+
+
+def make_batch(windows: WindowDataset, idx: np.ndarray, device: torch.device, split: str) -> dict[str, Any]:
+    """A batch of windows ``idx`` as tensors on ``device``."""
+    obs, act = windows.get_batch(idx)
+    return {
+        "obs": {k: torch.from_numpy(v).to(device) for k, v in obs.items()},
+        "action": torch.from_numpy(act).to(device),
+        "index": idx,
+        "split": split,
+    }
+
+
+class NonFiniteLoss(UserError):
+    pass
 
 
 def _extra_state(objective: Objective) -> dict[str, Any]:
@@ -81,9 +99,7 @@ def validation_loss(
     total = 0.0
     device = module_device(objective.model)
     for idx in batches:
-        obs, act = windows.get_batch(idx)
-        obs_t, act_t = torch.from_numpy(obs).to(device), torch.from_numpy(act).to(device)
-        total += objective.loss(obs_t, act_t, idx, split="val")[0].item()
+        total += objective(make_batch(windows, idx, device, "val"))[0].item()
     torch.set_rng_state(state)
     return total / len(batches)
 
@@ -124,7 +140,7 @@ def train(
     device = resolve_device(cfg["device"])
     objective.to(device)
     model = objective.model
-    params = objective.parameters()
+    params = [p for p in objective.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=tc["lr"], betas=tuple(tc["betas"]), weight_decay=tc["weight_decay"])
     scheduler = get_scheduler(
         "cosine", optimizer, num_warmup_steps=tc["warmup_steps"], num_training_steps=max(tc["steps"], 1)
@@ -135,9 +151,17 @@ def train(
     rng = np.random.default_rng(cfg["seed"])
     torch.manual_seed(cfg["seed"])
     step, history = 0, []
+    for stale in ckpt_path.parent.glob("*.tmp"):  # left by a write that was killed
+        stale.unlink(missing_ok=True)
     if ckpt_path.exists():
-        payload = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        model.load_state_dict(payload["model"])
+        payload = load_checkpoint(ckpt_path)
+        try:
+            model.load_state_dict(payload["model"])
+        except RuntimeError:
+            raise UserError(
+                f"run folder '{out}' holds a checkpoint of another architecture or task: "
+                "choose another out=, or delete that folder to start over"
+            ) from None
         optimizer.load_state_dict(payload["optimizer"])
         scheduler.load_state_dict(payload["scheduler"])
         ema.load_state_dict(payload["ema"])
@@ -157,8 +181,8 @@ def train(
         ema.restore(params)
         payload = {
             "config": cfg,
-            "obs_dim": model.obs_dim,
-            "action_dim": model.action_dim,
+            "format_version": FORMAT_VERSION,
+            "shape_meta": model.shape_meta,
             "model": model.state_dict(),
             "ema_model": ema_weights,
             "objective": _extra_state(objective),
@@ -188,9 +212,16 @@ def train(
     bar = tqdm(total=tc["steps"], initial=step, desc="train", disable=not progress, dynamic_ncols=True)
     while step < tc["steps"]:
         idx = pool[_batches(len(pool), tc["batch_size"], rng)]
-        obs, act = train_windows.get_batch(idx)
-        obs_t, act_t = torch.from_numpy(obs).to(device, non_blocking=True), torch.from_numpy(act).to(device)
-        loss, logs = objective.loss(obs_t, act_t, idx)
+        loss, logs = objective(make_batch(train_windows, idx, device, "train"))
+        if not torch.isfinite(loss):
+            bar.close()
+            kept = (
+                f"the last good checkpoint {ckpt_path} is kept" if ckpt_path.exists() else "no checkpoint was written"
+            )
+            raise NonFiniteLoss(
+                f"training loss became {loss.item()} at step {step + 1}; {kept}: lower train.lr, "
+                "or check the dataset for extreme values"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
