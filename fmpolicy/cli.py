@@ -7,6 +7,7 @@ exit status 2.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -30,10 +31,24 @@ USAGE = """usage: fmpolicy COMMAND key=value ...
 """
 
 
+def check_out(out: Any) -> None:
+    """``out=`` must be a folder this user can write to (or one that can be created)."""
+    path = Path(str(out)).expanduser()
+    if path.exists() and not path.is_dir() and path.suffix not in (".zarr",):
+        raise UserError(f"out={out} is a file: pass a folder (it is created if missing)")
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise UserError(f"out={out} cannot be written ({probe} is not a writable folder): choose another out=")
+
+
 def _run_dir(ckpt: str) -> Path:
-    """The run folder of a checkpoint given as a folder or as RUN/checkpoints/FILE.pt."""
-    path = Path(ckpt)
-    return path if path.is_dir() else path.parent.parent
+    """The run folder of a checkpoint given as a folder, as RUN/checkpoints/FILE.pt, or as any FILE.pt."""
+    path = Path(ckpt).resolve()
+    if path.is_dir():
+        return path
+    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
 
 
 def _split_checkpoint(overrides: dict[str, Any], required: bool) -> tuple[str | None, dict[str, Any]]:
@@ -225,7 +240,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown command '{command}': choose one of {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     try:
-        COMMANDS[command](parse_overrides(args))
+        overrides = parse_overrides(args)
+        if overrides.get("out") is not None:
+            check_out(overrides["out"])
+        COMMANDS[command](overrides)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -98,7 +98,10 @@ def validate_buffer(buffer: ReplayBuffer, shape_meta: dict[str, Any], where: str
     if len(ends) == 0 or ends[-1] <= 0:
         raise UserError(f"dataset '{where}' is empty (no episodes): record or generate demonstrations first")
     if np.any(np.diff(ends) <= 0) or ends[0] <= 0:
-        raise UserError(f"dataset '{where}': meta/episode_ends must be positive and strictly increasing")
+        raise UserError(
+            f"dataset '{where}': meta/episode_ends must be positive and strictly increasing "
+            f"(got {ends[:5].tolist()}...): they are exclusive end indices of consecutive episodes"
+        )
     expected = {k: tuple(v["shape"]) for k, v in shape_meta["obs"].items()}
     expected["action"] = tuple(shape_meta["action"]["shape"])
     out = {}
@@ -108,12 +111,14 @@ def validate_buffer(buffer: ReplayBuffer, shape_meta: dict[str, Any], where: str
             raise UserError(
                 f"dataset '{where}': array for '{key}' has dtype {arr.dtype}, not numeric: store numbers (float32)"
             )
+        if arr.dtype.kind in "iu":
+            print(f"note: dataset '{where}': '{key}' holds integers ({arr.dtype}); converted to float32")
         if arr.shape[1:] != shape:
             raise UserError(
                 f"dataset '{where}': '{key}' has shape {arr.shape[1:]} per step, the task expects {shape}: "
                 "choose the task that matches this dataset or fix task.shape_meta"
             )
-        if len(arr) != ends[-1]:
+        if arr.ndim == 0 or len(arr) != ends[-1]:
             raise UserError(
                 f"dataset '{where}' is corrupt: '{key}' has {len(arr)} steps, meta/episode_ends says {ends[-1]}"
             )

@@ -48,8 +48,8 @@ def read_replay_buffer(path: str | Path, keys: list[str]) -> ReplayBuffer:
     try:
         root = zarr.open_group(str(path), mode="r")
         data_group = root["data"]
-        ends = np.asarray(root["meta"]["episode_ends"][:], dtype=np.int64)
-    except (KeyError, ValueError, zarr.errors.GroupNotFoundError) as exc:
+        raw_ends = np.asarray(root["meta"]["episode_ends"][:])
+    except (KeyError, ValueError, TypeError, OSError, zarr.errors.GroupNotFoundError) as exc:
         raise UserError(
             f"'{path}' is not a replay-buffer zarr (needs groups data/ and meta/episode_ends): {exc}"
         ) from None
@@ -59,12 +59,13 @@ def read_replay_buffer(path: str | Path, keys: list[str]) -> ReplayBuffer:
             f"dataset '{path}' lacks data/{', data/'.join(missing)} (it has {sorted(data_group.array_keys())}): "
             "choose an observation type the file provides or a dataset that has these arrays"
         )
+    if raw_ends.ndim != 1 or raw_ends.dtype.kind not in "iu":
+        raise UserError(
+            f"dataset '{path}': meta/episode_ends must be a 1-D array of integers (exclusive episode ends), "
+            f"got {raw_ends.dtype} with shape {raw_ends.shape}: rewrite it as int64"
+        )
     data = {k: np.asarray(data_group[k][:]) for k in keys}
-    n = int(ends[-1]) if len(ends) else 0
-    bad = [k for k, v in data.items() if len(v) != n]
-    if bad or np.any(np.diff(ends) <= 0):
-        raise UserError(f"dataset '{path}' is corrupt: meta/episode_ends does not match the length of data/{bad}")
-    return ReplayBuffer(data=data, episode_ends=ends)
+    return ReplayBuffer(data=data, episode_ends=raw_ends.astype(np.int64))
 
 
 def write_replay_buffer(path: str | Path, episodes: list[dict[str, np.ndarray]]) -> None:

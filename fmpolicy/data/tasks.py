@@ -10,6 +10,7 @@ import numpy as np
 from fmpolicy.data.readers import read_dataset
 from fmpolicy.data.replay_buffer import ReplayBuffer
 from fmpolicy.data.windows import WindowDataset, split_episodes
+from fmpolicy.errors import UserError
 
 
 @dataclass
@@ -37,8 +38,22 @@ class TaskData:
 def load_task_data(cfg: dict[str, Any]) -> TaskData:
     shape_meta = cfg["task"]["shape_meta"]
     buffer = read_dataset(cfg["dataset"], shape_meta)
-    ds = cfg["dataset"]
+    ds, p = cfg["dataset"], cfg["policy"]
     train_ids, val_ids = split_episodes(buffer.n_episodes, ds["val_ratio"], ds["split_seed"])
+    # A padded window needs an episode of at least this many steps (see windows.py).
+    min_len = p["horizon"] - (p["n_obs_steps"] - 1) - (p["n_action_steps"] - 1)
+    lengths = np.diff(np.concatenate([[0], buffer.episode_ends]))
+    short = np.flatnonzero(lengths < min_len)
+    if len(short):
+        if len(short) == buffer.n_episodes:
+            raise UserError(
+                f"every episode of '{ds['path']}' is shorter than the {min_len} steps a window needs "
+                f"(longest: {lengths.max()}): lower policy.horizon or record longer episodes"
+            )
+        print(f"note: {len(short)} episode(s) shorter than {min_len} steps are left out: {short[:10].tolist()}")
+        train_ids, val_ids = np.setdiff1d(train_ids, short), np.setdiff1d(val_ids, short)
+        if len(train_ids) == 0:
+            raise UserError("no training episode is long enough: lower dataset.val_ratio or policy.horizon")
     return TaskData(
         buffer=buffer,
         obs={k: buffer.data[k] for k in shape_meta["obs"]},

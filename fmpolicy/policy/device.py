@@ -17,7 +17,15 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise UserError(f"device '{name}' asked for, but torch sees no CUDA GPU here: use device=cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(
+                f"device '{name}' asked for, but torch sees {torch.cuda.device_count()} GPU(s): use device=cuda"
+            )
         torch.set_float32_matmul_precision("high")  # TF32 matmuls, as convolutions already use
+    elif device.type != "cpu":
+        available = getattr(torch, device.type, None)
+        if available is None or not getattr(available, "is_available", lambda: False)():
+            raise UserError(f"device '{name}' asked for, but torch has no {device.type} device here: use device=cpu")
     return device
 
 

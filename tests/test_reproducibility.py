@@ -1,0 +1,59 @@
+"""Per-seed results do not depend on batching; failures keep what the user made."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fmpolicy.cli import main
+from fmpolicy.eval.rollout import rollout_episodes
+from fmpolicy.policy.api import load_policy
+from fmpolicy.policy.checkpoint import load_checkpoint
+
+FT = ["method.max_windows=64", "method.inverse_nfe=8", "train.batch_size=16", "train.val_batches=1"]
+
+
+def test_per_seed_results_are_the_same_for_any_number_of_side_by_side_envs(tiny_run):
+    cfg, result = tiny_run
+    cfg = {**cfg, "eval": {**cfg["eval"], "max_episode_steps": 48}}
+    policy = load_policy(result.checkpoint)
+    seeds = [100000, 100001, 100002, 100003, 100004]
+    runs = {}
+    for n_envs in (1, 2, 5):
+        results, _, _ = rollout_episodes(policy, cfg, seeds, 2, "euler", n_envs, progress=False, obs_noise=1.0)
+        runs[n_envs] = [(r["seed"], r["score"], r["max_coverage"]) for r in results]
+    # Equal up to the float rounding of batched convolutions (1e-9 to 1e-6 relative here), not up to sampling noise.
+    for n_envs in (2, 5):
+        assert [s for s, _, _ in runs[n_envs]] == seeds
+        assert [x for _, *x in runs[n_envs]] == [pytest.approx(x, rel=1e-4, abs=1e-6) for _, *x in runs[1]]
+    assert len({score for _, score, _ in runs[1]}) > 1  # the seeds differ from one another
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    from fmpolicy.policy.pretrain import PretrainObjective
+
+    argv = ["train", "task=pusht_lowdim", "policy.down_dims=[16,32]", "policy.n_groups=4", "train.batch_size=16"]
+    argv += ["train.ckpt_every=10", "train.log_every=10", "train.val_batches=1", f"out={tmp_path}"]
+    assert main([*argv, "train.steps=10"]) == 0
+    good = (tmp_path / "checkpoints" / "last.pt").read_bytes()
+    monkeypatch.setattr(PretrainObjective, "forward", lambda self, batch: (torch.tensor(float("nan")), {}))
+    assert main([*argv, "train.steps=30"]) == 2
+    err = capsys.readouterr().err
+    assert "training loss became nan at step 11" in err and "last good checkpoint" in err
+    assert (tmp_path / "checkpoints" / "last.pt").read_bytes() == good
+    assert load_checkpoint(tmp_path)["step"] == 10
+
+
+def test_damaged_latent_cache_is_recomputed(tmp_path, tiny_run, capsys):
+    _, result = tiny_run
+    out = tmp_path / "ft"
+    out.mkdir()
+    (out / "latents.pt").write_bytes(b"")  # what a kill during the write used to leave
+    (out / "checkpoints").mkdir()
+    (out / "checkpoints" / "last.pt.x1.tmp").write_bytes(b"partial")  # an interrupted checkpoint write
+    argv = ["finetune", f"checkpoint={result.checkpoint}", "method=ft_mle", "train.steps=2", *FT, f"out={out}"]
+    assert main(argv) == 0
+    assert "latent cache" in capsys.readouterr().out
+    saved = torch.load(out / "latents.pt", weights_only=False)
+    assert saved["train"]["latents"].shape[0] == 64 and torch.isfinite(saved["train"]["latents"]).all()
+    assert not list((out / "checkpoints").glob("*.tmp"))
