@@ -124,15 +124,21 @@ def _checkpoint_config(ckpt: str, overrides: dict[str, Any]) -> tuple[dict[str, 
 
 
 def cmd_eval(overrides: dict[str, Any]) -> None:
+    from fmpolicy.envs.registry import get_suite
     from fmpolicy.eval.rollout import evaluate_checkpoint
 
     ckpt, overrides = _split_checkpoint(overrides, required=True)
     overrides.setdefault("out", str(_run_dir(ckpt) / "eval"))
     payload, cfg = _checkpoint_config(ckpt, overrides)
     metrics = evaluate_checkpoint(payload, cfg, Path(cfg["out"]))
-    extras = {k: v for k, v in metrics["suite"].items() if isinstance(v, float)}
-    if extras:
-        print("  ".join(f"{k} {v:.3f}" for k, v in extras.items()))
+    suite = metrics["suite"]
+    shown = get_suite(cfg["task"]["suite"]).table_metrics
+    if shown:
+        ci = {
+            k: f" [{suite[k + '_ci95'][0]:.2f}, {suite[k + '_ci95'][1]:.2f}]" if k + "_ci95" in suite else ""
+            for k in shown
+        }
+        print("  ".join(f"{k} {suite[k]:.3f}{ci[k]}" for k in shown))
     print(
         f"score {metrics['score']:.3f} [{metrics['score_ci95'][0]:.3f}, {metrics['score_ci95'][1]:.3f}]  "
         f"success {metrics['success_rate']:.3f} [{metrics['success_ci95'][0]:.3f}, {metrics['success_ci95'][1]:.3f}]  "

@@ -184,5 +184,6 @@ register(
         obs_noise_unit="rad or m",
         obs_range=lambda key: (-1.0, 1.0),
         histogram=("n_completed", "tasks completed in episode", None),
+        table_metrics=("mean_completed", "p1", "p2", "p3", "p4"),
     )
 )

@@ -59,6 +59,7 @@ class Suite:
     ``expert(seed, cfg)``: ``(arrays keyed like the dataset, summary with success
     and kept)`` or None. ``obs_noise_unit``: what observation noise is measured in.
     ``obs_range(key)``: value range of random observations for ``fmpolicy speed``.
+    ``histogram``: the per-episode value plotted by ``eval`` (key, label, success threshold).
     """
 
     name: str
@@ -71,6 +72,7 @@ class Suite:
     obs_noise_unit: str = "observation units"
     obs_range: Callable[[str], tuple[float, float]] = lambda key: (-1.0, 1.0)
     histogram: tuple[str, str, float | None] = ("score", "episode score", None)
+    table_metrics: tuple[str, ...] = ()  # keys of ``metrics`` shown as columns of bench tables
 
 
 _REGISTRY: dict[str, Suite] = {}

@@ -121,7 +121,7 @@ def bench(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
             for seed, frames in zip(seeds, videos):
                 write_video(out / "videos" / f"{name}_nfe{nfe}_seed{seed}.mp4", frames)
             metrics = summarize(results, nfe, solver, run_cfg["task"])
-            row.update(row_metrics(metrics))
+            row.update(row_metrics(metrics, run_cfg["task"]))
             if held is not None:
                 row["latency_ms_batch1"] = batch1_latency_ms(policy, held.obs, solver, nfe, bc["latency_calls"])
             rows.append(row)
@@ -131,10 +131,10 @@ def bench(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def row_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
-    """Score and success with their intervals, and the suite's extras (scalars only), for a table row."""
-    keep = {"score", "score_ci95", "success_rate", "success_ci95", "n_episodes"}
-    extras = {k: v for k, v in metrics.get("suite", {}).items() if isinstance(v, (int, float))}
+def row_metrics(metrics: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
+    """Score and success with their intervals, and the suite's table metrics, for a table row."""
+    keep = ("score", "score_ci95", "success_rate", "success_ci95", "n_episodes")
+    extras = {k: metrics["suite"][k] for k in get_suite(task["suite"]).table_metrics}
     return {**{k: metrics[k] for k in keep}, **extras}
 
 
