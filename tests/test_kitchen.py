@@ -97,3 +97,13 @@ def test_smoke_train_and_eval_on_real_kitchen_data(tmp_path, capsys):
     assert metrics["n_episodes"] == 2 and set(metrics["suite"]) >= {"p1", "p4", "mean_completed", "rate_kettle"}
     assert (tmp_path / "ev" / "episode_100000.mp4").stat().st_size > 1000
     assert "p1 " in capsys.readouterr().out
+
+
+def test_demos_command_writes_expert_episodes_in_minari_layout(tmp_path, capsys):
+    out = tmp_path / "kitchen-expert"
+    assert main(["demos", "task=kitchen_lowdim", "episodes=1", "format=minari", f"out={out}"]) == 0
+    assert "(minari)" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "kitchen-expert.summary.json").read_text())
+    back = read_minari_hdf5(out, ["observation"])
+    assert back.n_episodes == summary["episodes_kept"] == 1 and back.n_steps == summary["total_steps"]
+    assert summary["episodes"][0]["success"] and sorted(summary["episodes"][0]["completed"]) == sorted(TASKS)
