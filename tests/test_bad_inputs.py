@@ -192,3 +192,17 @@ def test_short_episodes_are_dropped_with_a_note(tmp_path, capsys):
     argv = _zarr(tmp_path, [_episode(40), _episode(2), _episode(40)])
     assert main([*argv, "dataset.val_ratio=0", "train.batch_size=8"]) == 0
     assert "1 episode(s) shorter than 8 steps are left out: [1]" in capsys.readouterr().out
+
+
+def test_paths_stored_in_checkpoints_resolve_from_any_folder(tmp_path, monkeypatch):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    _zarr(tmp_path / "a")  # writes a/d.zarr
+    argv = [*TRAIN, "dataset.path=d.zarr", "dataset.val_ratio=0.5", "train.batch_size=8", "out=run"]
+    assert main(argv) == 0
+    monkeypatch.chdir(tmp_path / "b")  # the relative dataset path and checkpoint source must still resolve
+    ft = ["finetune", "checkpoint=../a/run", "method=ft_mle", "train.steps=1", "train.batch_size=8"]
+    assert main([*ft, "method.inverse_nfe=4", "train.val_batches=1", "out=ft"]) == 0
+    diag = ["diagnose", "checkpoint=ft", "diagnose.windows=4", "diagnose.inverse_nfe=4", "diagnose.nfes=[1]"]
+    assert main([*diag, "diagnose.certificate_samples=1", "diagnose.certificate_points=1", "out=d"]) == 0
