@@ -130,6 +130,13 @@ def cmd_eval(overrides: dict[str, Any]) -> None:
     ckpt, overrides = _split_checkpoint(overrides, required=True)
     overrides.setdefault("out", str(_run_dir(ckpt) / "eval"))
     payload, cfg = _checkpoint_config(ckpt, overrides)
+    inf, ec = cfg["inference"], cfg["eval"]
+    tuned = (inf["nfe"], inf["solver"])
+    if cfg["method"]["kind"].startswith("ft_") and (ec["nfe"] or tuned[0], ec["solver"] or tuned[1]) != tuned:
+        print(
+            f"note: this checkpoint was fine-tuned for {inf['solver']} at NFE {inf['nfe']}; "
+            "at other settings it is not what it was trained for"
+        )
     metrics = evaluate_checkpoint(payload, cfg, Path(cfg["out"]))
     suite = metrics["suite"]
     shown = get_suite(cfg["task"]["suite"]).table_metrics
