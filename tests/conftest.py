@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # before any simulator imports mujoco: headless rendering
 
 import pytest
 

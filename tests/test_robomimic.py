@@ -11,8 +11,6 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-pytest.importorskip("robosuite")
-
 from fmpolicy.data.robomimic_hdf5 import read_demo, read_env_args, read_robomimic_hdf5, write_robomimic_hdf5  # noqa: E402
 from fmpolicy.envs.registry import get_suite  # noqa: E402
 from fmpolicy.envs.robomimic import LOW_DIM_KEYS, RobomimicEnv, SuccessTracker, default_env_args  # noqa: E402

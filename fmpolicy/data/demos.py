@@ -1,7 +1,8 @@
 """Demonstrations made offline by a suite's scripted expert, written in a real dataset format.
 
 ``demos.format``: ``zarr`` (Diffusion Policy's replay buffer, the layout of the
-real Push-T and Kitchen files) or ``minari`` (Minari's ``main_data.hdf5``).
+real Push-T and Kitchen files), ``minari`` (Minari's ``main_data.hdf5``) or
+``robomimic`` (robomimic's HDF5, with the suite's ``env_args``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,17 @@ from fmpolicy.data.replay_buffer import write_replay_buffer
 from fmpolicy.envs.registry import get_suite
 from fmpolicy.errors import UserError
 
-FORMATS = ("zarr", "minari")
+FORMATS = ("zarr", "minari", "robomimic")
+
+
+def _per_step(episode: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Only the per-step numeric arrays (an expert may also return e.g. a model file or next observations)."""
+    n = len(episode["action"])
+    return {
+        k: v
+        for k, v in episode.items()
+        if "/" not in k and np.ndim(v) >= 1 and len(v) == n and np.asarray(v).dtype.kind in "fiub"
+    }
 
 
 def _as_minari(episode: dict[str, np.ndarray], cfg: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -53,11 +64,19 @@ def generate_demos(cfg: dict[str, Any], out: str | Path, progress: bool = True) 
         bar.set_postfix(kept=len(kept), success=f"{np.mean([s['success'] for s in summaries]):.2f}")
     if not kept:
         raise UserError(f"the expert kept none of {dc['episodes']} episodes: raise demos.episodes")
+    obs_keys = list(task["shape_meta"]["obs"])
     if fmt == "zarr":
-        write_replay_buffer(out, kept)
+        write_replay_buffer(out, [_per_step(ep) for ep in kept])
+    elif fmt == "minari":
+        episodes = [_as_minari(_per_step(ep), cfg) for ep in kept]
+        write_minari_hdf5(out, episodes, obs_keys, {"env": suite.name, "task": task["name"]})
     else:
-        episodes = [_as_minari(ep, cfg) for ep in kept]
-        write_minari_hdf5(out, episodes, list(task["shape_meta"]["obs"]), {"env": suite.name, "task": task["name"]})
+        from fmpolicy.data.robomimic_hdf5 import write_robomimic_hdf5
+
+        env_args = suite.dataset_meta(task).get("env_args")
+        if env_args is None:
+            raise UserError(f"suite '{suite.name}' records no env_args: write demos.format=zarr or minari")
+        write_robomimic_hdf5(out, kept, env_args, obs_keys=obs_keys)
     wall = time.time() - t0
     result = {
         "task": task["name"],

@@ -2,9 +2,10 @@
 
 ``dataset.format`` picks the reader: ``zarr`` (Diffusion Policy's replay buffer; the
 task's ``dataset.obs_sources`` maps each observation key to an array, optionally a
-slice of its last axis, e.g. ``agent_pos: state[0:2]``) or ``minari`` (Minari's
-``main_data.hdf5``: ``observations/<key>`` per episode). ``builtin:NAME`` paths
-point at the real demonstrations shipped in ``fmpolicy/data/builtin``.
+slice of its last axis, e.g. ``agent_pos: state[0:2]``), ``minari`` (Minari's
+``main_data.hdf5``: ``observations/<key>`` per episode) or ``robomimic`` (robomimic's
+HDF5: ``data/demo_i/obs/<key>``; its ``env_args`` travel in the buffer's ``meta``).
+``builtin:NAME`` paths point at the real demonstrations shipped in ``fmpolicy/data/builtin``.
 """
 
 from __future__ import annotations
@@ -69,9 +70,18 @@ def read_minari(path: Path, obs_keys: list[str], dataset_cfg: dict[str, Any]) ->
     return read_minari_hdf5(path, obs_keys)
 
 
+def read_robomimic(path: Path, obs_keys: list[str], dataset_cfg: dict[str, Any]) -> ReplayBuffer:
+    from fmpolicy.data.robomimic_hdf5 import read_env_args, read_robomimic_hdf5
+
+    buffer = read_robomimic_hdf5(path, obs_keys, dataset_cfg.get("filter_key"))
+    buffer.meta["env_args"] = read_env_args(path)
+    return buffer
+
+
 READERS: dict[str, Callable[[Path, list[str], dict[str, Any]], ReplayBuffer]] = {
     "zarr": read_zarr,
     "minari": read_minari,
+    "robomimic": read_robomimic,
 }
 
 
@@ -126,4 +136,4 @@ def validate_buffer(buffer: ReplayBuffer, shape_meta: dict[str, Any], where: str
             bad = int((~np.isfinite(arr)).reshape(len(arr), -1).any(1).sum())
             raise UserError(f"dataset '{where}': '{key}' holds NaN or inf at {bad} steps: clean or drop those episodes")
         out[key] = arr.astype(np.float32, copy=False)
-    return ReplayBuffer(data=out, episode_ends=ends)
+    return ReplayBuffer(data=out, episode_ends=ends, meta=buffer.meta)

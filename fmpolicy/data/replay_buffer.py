@@ -6,7 +6,7 @@ Layout: ``data/<key> (N, ...)`` arrays over all steps of all episodes and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ from fmpolicy.errors import UserError
 class ReplayBuffer:
     data: dict[str, np.ndarray]
     episode_ends: np.ndarray
+    meta: dict = field(default_factory=dict)  # what the file says about itself (e.g. robomimic's env_args)
 
     @property
     def n_episodes(self) -> int:

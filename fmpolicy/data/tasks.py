@@ -36,8 +36,13 @@ class TaskData:
 
 
 def load_task_data(cfg: dict[str, Any]) -> TaskData:
+    """Read and split the task's dataset; task keys left null (e.g. ``task.env_args``) are filled from the
+    file's own metadata, so the checkpoint's config rebuilds the environment the data was recorded in."""
     shape_meta = cfg["task"]["shape_meta"]
     buffer = read_dataset(cfg["dataset"], shape_meta)
+    for key, value in buffer.meta.items():
+        if key in cfg["task"] and cfg["task"][key] is None:
+            cfg["task"][key] = value
     ds, p = cfg["dataset"], cfg["policy"]
     train_ids, val_ids = split_episodes(buffer.n_episodes, ds["val_ratio"], ds["split_seed"])
     # A padded window needs an episode of at least this many steps (see windows.py).

@@ -73,6 +73,7 @@ class Suite:
     obs_range: Callable[[str], tuple[float, float]] = lambda key: (-1.0, 1.0)
     histogram: tuple[str, str, float | None] = ("score", "episode score", None)
     table_metrics: tuple[str, ...] = ()  # keys of ``metrics`` shown as columns of bench tables
+    dataset_meta: Callable[[dict[str, Any]], dict[str, Any]] = lambda task: {}  # what a written dataset records
 
 
 _REGISTRY: dict[str, Suite] = {}

@@ -48,7 +48,12 @@ _FORCED = {
 
 def _import_robosuite() -> Any:
     """robosuite, its import-time warnings (private macros, optional robot models, mink IK) and INFO lines silenced."""
+    import importlib.util
     import logging
+
+    # robosuite pulls numba's llvmlite; torch's triton carries its own LLVM and segfaults when it loads second.
+    if importlib.util.find_spec("triton") is not None:
+        import triton  # noqa: F401
 
     logger = logging.getLogger("robosuite_logs")
     if not getattr(logger, "_fmpolicy_quiet", False):
@@ -246,6 +251,12 @@ class RobomimicEnv(gym.Env):
                 )
             self.env.sim.set_state_from_flattened(state)
             self.env.sim.forward()
+            # OSC pulls the arm's null space toward the joint positions its controller was reset at (the noisy
+            # initial posture of the recorded episode); re-anchor it at the given state, else replays drift.
+            for robot in self.env.robots:
+                for controller in robot.part_controllers.values():
+                    if hasattr(controller, "qpos_index"):
+                        controller.update_initial_joints(self.env.sim.data.qpos[controller.qpos_index])
         # robosuite's first observation after a reset leaves the object-to-gripper entries of ``object-state`` at
         # zero (they read the gripper pose from a cache filled later in the same pass): compute it twice.
         self.env._get_observations(force_update=True)
@@ -313,22 +324,6 @@ def task_env_args(task: dict[str, Any]) -> dict[str, Any]:
     return default_env_args(task.get("env_name") or "Lift")
 
 
-def fill_env_args(cfg: dict[str, Any]) -> None:
-    """Copy the dataset's ``env_args`` into ``cfg["task"]["env_args"]`` (when unset) before training.
-
-    The checkpoint keeps the resolved config, so evaluation later builds the environment the demonstrations were
-    recorded in without the dataset file. Meant to run where the training data is loaded (see the suite hook).
-    """
-    task, ds = cfg["task"], cfg.get("dataset") or {}
-    if task.get("env_args") or not ds.get("path") or ds.get("format") != "robomimic":
-        return
-    from fmpolicy.data.readers import resolve_path
-    from fmpolicy.data.robomimic_hdf5 import read_env_args
-
-    task["env_args"] = parse_env_args(read_env_args(resolve_path(ds["path"])))
-    task_env_args(task)  # the file's env_name must match the task's
-
-
 def make_env(task: dict[str, Any]) -> RobomimicEnv:
     return RobomimicEnv(
         task_env_args(task),
@@ -363,5 +358,6 @@ register(
         obs_range=lambda key: (-1.0, 1.0) if key != "robot0_eef_pos" else (-0.3, 1.1),
         histogram=("success_step", "steps to success (-1: failed)", None),
         table_metrics=("mean_success_step",),
+        dataset_meta=lambda task: {"env_args": task_env_args(task)},
     )
 )

@@ -214,7 +214,7 @@ def _square_phases(env: Any, hand: _Hand, rng: np.random.Generator) -> list[Phas
     peg = sc.rs.peg1_body_id
     hover = rng.uniform(0.06, 0.10)
     grasp_out = rng.uniform(-0.004, 0.008)  # along the handle, outward from its site
-    carry_dz = rng.uniform(0.10, 0.14)  # nut height above the peg's base while carrying
+    carry_dz = rng.uniform(0.13, 0.16)  # nut centre above the peg's base while carrying (its top is at +0.10)
     state: dict[str, Any] = {}
 
     def handle_pos() -> np.ndarray:
@@ -238,6 +238,10 @@ def _square_phases(env: Any, hand: _Hand, rng: np.random.Generator) -> list[Phas
         off = hand.pos() - sc.body_pos(nut)
         p = sc.body_pos(peg) + off
         p[2] = sc.body_pos(peg)[2] + off[2] + height
+        # integral action on the nut's xy error: the OSC arm holding the nut sags centimetres short of its goal
+        err = sc.body_pos(peg)[:2] - sc.body_pos(nut)[:2]
+        state["integral"] = np.clip(state.get("integral", np.zeros(2)) + 0.1 * err, -0.04, 0.04)
+        p[:2] += state["integral"]
         yaw = hand.yaw() - _wrap(_yaw(sc.body_rot(nut)) - _yaw(sc.body_rot(peg)), np.pi / 2)
         return p, yaw
 
