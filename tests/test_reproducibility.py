@@ -22,10 +22,11 @@ def test_per_seed_results_are_the_same_for_any_number_of_side_by_side_envs(tiny_
     for n_envs in (1, 2, 5):
         results, _, _ = rollout_episodes(policy, cfg, seeds, 2, "euler", n_envs, progress=False, obs_noise=1.0)
         runs[n_envs] = [(r["seed"], r["score"], r["max_coverage"]) for r in results]
-    # Equal up to the float rounding of batched convolutions (1e-9 to 1e-6 relative here), not up to sampling noise.
+    # The network always runs on blocks of the same size, so a seed's result does not depend on its neighbours
+    # (to the last bits: a row's place in the block can move a float32 action by one ulp).
     for n_envs in (2, 5):
         assert [s for s, _, _ in runs[n_envs]] == seeds
-        assert [x for _, *x in runs[n_envs]] == [pytest.approx(x, rel=1e-4, abs=1e-6) for _, *x in runs[1]]
+        assert [x for _, *x in runs[n_envs]] == [pytest.approx(x, abs=1e-9) for _, *x in runs[1]]
     assert len({score for _, score, _ in runs[1]}) > 1  # the seeds differ from one another
 
 

@@ -72,6 +72,8 @@ class Policy:
         self.generator = torch.Generator(device="cpu")
         self.reset()
 
+    EPISODE_BLOCK = 16  # rows per network call after reset(episode_seeds)
+
     def reset(self, episode_seeds: list[int] | None = None) -> None:
         self.generator.manual_seed(self.seed)
         self.row_generators = None
@@ -113,6 +115,19 @@ class Policy:
         x = self._obs_tensors(obs)
         batch = len(next(iter(x.values())))
         noise = self._noise(batch).to(self.device)
+        if self.row_generators is None:
+            return self._sample(x, noise, solver, nfe)
+        # One episode per row: run in blocks of a fixed size (the last one padded), so that a row's numbers
+        # never depend on how many rows share the call (batched kernels round differently per batch size).
+        block = self.EPISODE_BLOCK
+        out = []
+        for start in range(0, batch, block):
+            part = {k: _pad_rows(v[start : start + block], block) for k, v in x.items()}
+            n = min(block, batch - start)
+            out.append(self._sample(part, _pad_rows(noise[start : start + block], block), solver, nfe)[:n])
+        return np.concatenate(out)
+
+    def _sample(self, x: dict[str, torch.Tensor], noise: torch.Tensor, solver: str | None, nfe: int | None):
         cond = self.model.condition(x)
         action = self.model.sample(cond, noise, solver or self.solver, nfe or self.nfe)
         return self.model.action_norm.unnormalize(action).cpu().numpy()
@@ -120,6 +135,11 @@ class Policy:
     def predict_action(self, obs: dict[str, Any], nfe: int | None = None, solver: str | None = None) -> np.ndarray:
         start = self.n_obs_steps - 1
         return self.predict_action_chunk(obs, nfe, solver)[:, start : start + self.n_action_steps]
+
+
+def _pad_rows(t: torch.Tensor, rows: int) -> torch.Tensor:
+    """``t`` with its first row repeated until it has ``rows`` rows."""
+    return torch.cat([t, t[:1].expand(rows - len(t), *t.shape[1:])])
 
 
 def load_policy(path: str | Path, seed: int = 0, device: str = "cpu", ema: bool = True) -> Policy:

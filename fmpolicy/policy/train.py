@@ -151,7 +151,7 @@ def train(
     rng = np.random.default_rng(cfg["seed"])
     torch.manual_seed(cfg["seed"])
     step, history = 0, []
-    for stale in ckpt_path.parent.glob("*.tmp"):  # left by a write that was killed
+    for stale in [*ckpt_path.parent.glob("*.tmp"), *out.glob("*.tmp")]:  # left by writes that were killed
         stale.unlink(missing_ok=True)
     if ckpt_path.exists():
         payload = load_checkpoint(ckpt_path)
