@@ -54,7 +54,7 @@ def run_pipeline(preset: str, overrides: dict[str, Any], out: Path, source: str 
     p = load_preset(preset)
     overrides = {"task": default_task(), **overrides}
     task = overrides["task"]
-    compose(overrides)  # bad keys or values fail here, before any work
+    dataset = compose(overrides)["dataset"]["path"]  # bad keys or values fail here, before any work
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     commands: list[str] = []
@@ -72,7 +72,6 @@ def run_pipeline(preset: str, overrides: dict[str, Any], out: Path, source: str 
         commands.append(f"fmpolicy demos {_args(demo_args)} out={dataset}")
         overrides = {**overrides, "dataset.path": dataset, "dataset.format": "zarr"}
         timings["demonstrations"] = time.time() - t0
-    dataset = compose(overrides)["dataset"]["path"]
 
     # 2. pretraining
     t0 = time.time()

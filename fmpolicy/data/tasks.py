@@ -9,7 +9,7 @@ import numpy as np
 
 from fmpolicy.data.readers import read_dataset
 from fmpolicy.data.replay_buffer import ReplayBuffer
-from fmpolicy.data.windows import WindowDataset, split_episodes
+from fmpolicy.data.windows import WindowDataset, min_episode_length, split_episodes
 from fmpolicy.errors import UserError
 
 
@@ -45,8 +45,7 @@ def load_task_data(cfg: dict[str, Any]) -> TaskData:
             cfg["task"][key] = value
     ds, p = cfg["dataset"], cfg["policy"]
     train_ids, val_ids = split_episodes(buffer.n_episodes, ds["val_ratio"], ds["split_seed"])
-    # A padded window needs an episode of at least this many steps (see windows.py).
-    min_len = p["horizon"] - (p["n_obs_steps"] - 1) - (p["n_action_steps"] - 1)
+    min_len = min_episode_length(p["horizon"], p["n_obs_steps"], p["n_action_steps"])
     lengths = np.diff(np.concatenate([[0], buffer.episode_ends]))
     short = np.flatnonzero(lengths < min_len)
     if len(short):

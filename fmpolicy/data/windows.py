@@ -22,6 +22,11 @@ def split_episodes(n_episodes: int, val_ratio: float, seed: int) -> tuple[np.nda
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
+def min_episode_length(horizon: int, n_obs_steps: int, n_action_steps: int) -> int:
+    """The shortest episode that yields at least one padded window."""
+    return horizon - (n_obs_steps - 1) - (n_action_steps - 1)
+
+
 class WindowDataset:
     """All padded windows of the chosen episodes; batches are gathered vectorized."""
 

@@ -10,6 +10,7 @@ and the episode's result records which were completed and at which step.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -155,7 +156,9 @@ def replay_actions(episode: dict[str, np.ndarray], tasks: list[str]) -> tuple[li
     return list(info["completed"]), np.asarray(errors)
 
 
-_EXPERT_ENV: dict[tuple[str, ...], KitchenEnv] = {}
+@functools.cache
+def _expert_env(tasks: tuple[str, ...]) -> KitchenEnv:
+    return KitchenEnv(list(tasks))
 
 
 def expert_episode(seed: int, cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -163,9 +166,7 @@ def expert_episode(seed: int, cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray
     from fmpolicy.envs.kitchen_expert import run_expert_episode
 
     tasks = tuple(cfg["task"]["tasks"])
-    if tasks not in _EXPERT_ENV:
-        _EXPERT_ENV[tasks] = KitchenEnv(list(tasks))
-    env = _EXPERT_ENV[tasks].env  # the expert drives the raw environment
+    env = _expert_env(tasks).env  # the expert drives the raw environment
     arrays, summary = run_expert_episode(
         env, seed, list(tasks), cfg["task"]["max_episode_steps"], rng_order=cfg["demos"]["vary_order"]
     )

@@ -7,6 +7,7 @@ block x, y, angle. Score per step = ``clip(coverage / 0.95, 0, 1)``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import gymnasium as gym
@@ -163,16 +164,16 @@ class CoverageTracker:
         }
 
 
-_EXPERT_ENV: list[PushTKeypointEnv] = []
+@functools.cache
+def _expert_env() -> PushTKeypointEnv:
+    return PushTKeypointEnv()
 
 
 def expert_episode(seed: int, cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The scripted expert from ``seed``; kept when it reaches ``demos.min_coverage``."""
     from fmpolicy.envs.pusht_expert import run_expert_episode
 
-    if not _EXPERT_ENV:
-        _EXPERT_ENV.append(PushTKeypointEnv())
-    arrays, summary = run_expert_episode(_EXPERT_ENV[0], seed, cfg["task"]["max_episode_steps"])
+    arrays, summary = run_expert_episode(_expert_env(), seed, cfg["task"]["max_episode_steps"])
     summary["success"] = bool(summary["max_coverage"] > SUCCESS_COVERAGE)
     summary["kept"] = bool(summary["max_coverage"] >= cfg["demos"]["min_coverage"] and len(arrays["action"]) > 0)
     return arrays, summary

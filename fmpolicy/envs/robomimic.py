@@ -16,6 +16,7 @@ the environment's own ``_check_success()``; episodes end on success (robomimic's
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import json
 import os
@@ -332,7 +333,9 @@ def make_env(task: dict[str, Any]) -> RobomimicEnv:
     )
 
 
-_EXPERT_ENV: dict[str, RobomimicEnv] = {}
+@functools.cache
+def _expert_env(env_args_json: str) -> RobomimicEnv:
+    return RobomimicEnv(json.loads(env_args_json), terminate_on_success=False)
 
 
 def expert_episode(seed: int, cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -340,10 +343,8 @@ def expert_episode(seed: int, cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray
     from fmpolicy.envs.robomimic_expert import run_expert_episode
 
     task = cfg["task"]
-    key = json.dumps(task_env_args(task), sort_keys=True)
-    if key not in _EXPERT_ENV:
-        _EXPERT_ENV[key] = RobomimicEnv(task_env_args(task), terminate_on_success=False)
-    return run_expert_episode(_EXPERT_ENV[key], seed, task["max_episode_steps"])
+    env = _expert_env(json.dumps(task_env_args(task), sort_keys=True))
+    return run_expert_episode(env, seed, task["max_episode_steps"])
 
 
 register(

@@ -19,7 +19,7 @@ from fmpolicy.config import compose
 from fmpolicy.data.tasks import TaskData, load_task_data
 from fmpolicy.envs.registry import get_suite
 from fmpolicy.errors import UserError
-from fmpolicy.eval.diagnostics import held_out_batch, obs_to_device, reconstruction_errors
+from fmpolicy.eval.diagnostics import held_out_batch, reconstruction_errors
 from fmpolicy.eval.rollout import rollout_episodes, summarize
 from fmpolicy.eval.video import write_video
 from fmpolicy.plotting import figure, save
@@ -27,6 +27,7 @@ from fmpolicy.policy.api import Policy, model_from_checkpoint
 from fmpolicy.policy.checkpoint import load_checkpoint
 from fmpolicy.policy.finetune import invert_windows, pretrained_reference
 from fmpolicy.policy.solvers import EVALS_PER_STEP
+from fmpolicy.policy.train import obs_to_device
 
 
 def load_runs(cfg: dict[str, Any]) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:

@@ -27,6 +27,7 @@ from fmpolicy.policy.finetune import invert_windows, latent_stats
 from fmpolicy.policy.model import FlowSampling
 from fmpolicy.policy.residual import ResidualFlowModel
 from fmpolicy.policy.solvers import EVALS_PER_STEP, integrate
+from fmpolicy.policy.train import obs_to_device
 
 
 def velocity_jacobians(velocity, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
@@ -113,10 +114,6 @@ def held_out_batch(
     idx = np.sort(np.random.default_rng(seed).choice(len(windows), min(n, len(windows)), replace=False))
     obs, act = windows.get_batch(idx)
     return idx, obs, act
-
-
-def obs_to_device(obs: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: torch.from_numpy(v).to(device) for k, v in obs.items()}
 
 
 def diagnose(

@@ -51,6 +51,7 @@ def rollout_episodes(
     videos: list[list[np.ndarray]] = []
     total_steps, t0 = 0, time.time()
     max_steps = cfg["eval"]["max_episode_steps"] or task["max_episode_steps"]
+    keys = list(get_suite(task["suite"]).tracker(task).result())  # what an episode's result holds
     bar = tqdm(total=len(seeds), desc=f"eval nfe={nfe}", disable=not progress, dynamic_ncols=True)
     for start in range(0, len(seeds), n_envs):
         batch = seeds[start : start + n_envs]
@@ -64,7 +65,6 @@ def rollout_episodes(
         ]
         envs = gym.vector.SyncVectorEnv(fns)
         obs, info = envs.reset(seed=batch)
-        keys = [k for k in get_suite(task["suite"]).tracker(task).result()]
         policy.reset(episode_seeds=batch)
         noise_rngs = [np.random.default_rng([cfg["eval"]["noise_seed"], s]) for s in batch]
         n = len(batch)

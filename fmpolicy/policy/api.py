@@ -58,6 +58,8 @@ class Policy:
     which other episodes share the batch.
     """
 
+    EPISODE_BLOCK = 16  # rows per network call after reset(episode_seeds)
+
     def __init__(self, model: nn.Module, cfg: dict[str, Any], seed: int = 0, device: str = "cpu") -> None:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
@@ -71,8 +73,6 @@ class Policy:
         self.seed = seed
         self.generator = torch.Generator(device="cpu")
         self.reset()
-
-    EPISODE_BLOCK = 16  # rows per network call after reset(episode_seeds)
 
     def reset(self, episode_seeds: list[int] | None = None) -> None:
         self.generator.manual_seed(self.seed)

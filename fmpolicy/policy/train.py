@@ -49,11 +49,15 @@ class Objective(Protocol):
     def to(self, device: torch.device): ...
 
 
+def obs_to_device(obs: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(v).to(device) for k, v in obs.items()}
+
+
 def make_batch(windows: WindowDataset, idx: np.ndarray, device: torch.device, split: str) -> dict[str, Any]:
     """A batch of windows ``idx`` as tensors on ``device``."""
     obs, act = windows.get_batch(idx)
     return {
-        "obs": {k: torch.from_numpy(v).to(device) for k, v in obs.items()},
+        "obs": obs_to_device(obs, device),
         "action": torch.from_numpy(act).to(device),
         "index": idx,
         "split": split,
