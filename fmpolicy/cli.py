@@ -19,7 +19,7 @@ from fmpolicy.errors import UserError
 USAGE = """usage: fmpolicy COMMAND key=value ...
 
   pipeline  [task=TASK] [preset=smoke|default|full] [source=dataset|expert] [key=value ...]
-  demos     task=TASK episodes=N out=PATH [format=zarr|minari]
+  demos     task=TASK episodes=N out=PATH [format=zarr|minari|robomimic]
   train     task=TASK method=fm|ddpm [dataset.path=PATH] train.steps=N out=DIR
   finetune  checkpoint=PATH method=ft_mle|ft_residual inference.nfe=K train.steps=N out=DIR
   diagnose  checkpoint=PATH out=DIR
@@ -64,7 +64,7 @@ def cmd_pipeline(overrides: dict[str, Any]) -> None:
 
     overrides = dict(overrides)
     preset = str(overrides.pop("preset", "default"))
-    source = str(overrides.pop("source", "dataset"))
+    source = overrides.pop("source", None)
     task = overrides.setdefault("task", default_task())
     out = Path(overrides.pop("out", f"runs/pipeline_{task}_{preset}"))
     run_pipeline(preset, overrides, out, source)

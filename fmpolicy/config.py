@@ -352,6 +352,10 @@ def _number(
     return Rule(_to_float, ok, "a number " + " and ".join(f"{op} {x:g}" for op, x in limits.items()), example)
 
 
+def _one_of(*choices: str) -> Rule:
+    return Rule(str, lambda v: v in choices, "one of " + ", ".join(choices), choices[0])
+
+
 def _optional(rule: Rule, example: Any) -> Rule:
     return replace(rule, optional=True, example=example)
 
@@ -381,6 +385,7 @@ RULES: dict[str, Rule] = {
     "diagnose.inverse_nfe": _integer(1),
     "eval.episodes": _integer(1),
     "eval.n_envs": _integer(1),
+    "eval.vector_env": _one_of("sync", "async"),
     "task.max_episode_steps": _integer(1),
     "eval.max_episode_steps": _optional(_integer(1), 300),  # null: the task's limit
     "deploy.steps": _integer(1),

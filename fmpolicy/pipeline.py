@@ -35,13 +35,15 @@ def _stage_done(ckpt: Path, steps: int) -> bool:
 
 
 SOURCES = ("dataset", "expert")
+DEMO_FILES = {"zarr": "demos.zarr", "minari": "demos_minari", "robomimic": "demos.hdf5"}  # per demos.format
 
 
-def run_pipeline(preset: str, overrides: dict[str, Any], out: Path, source: str = "dataset") -> Path:
+def run_pipeline(preset: str, overrides: dict[str, Any], out: Path, source: str | None = None) -> Path:
     """``overrides`` (``task=...``, ``dataset.path=...``, ``device=...``, any config key) apply to every stage.
 
     ``source=dataset`` trains on the task's dataset (by default the real demonstrations
-    shipped with the package); ``source=expert`` first records the suite's scripted expert.
+    shipped with the package); ``source=expert`` first records the suite's scripted expert,
+    in the task's ``demos.format``. Unset: the dataset where the task has one, else the expert.
     """
     from fmpolicy.data.demos import generate_demos
     from fmpolicy.eval.bench import bench
@@ -49,12 +51,16 @@ def run_pipeline(preset: str, overrides: dict[str, Any], out: Path, source: str 
     from fmpolicy.policy.finetune import finetune
     from fmpolicy.policy.pretrain import pretrain
 
-    if source not in SOURCES:
-        raise UserError(f"source '{source}' unknown: choose one of {', '.join(SOURCES)}")
     p = load_preset(preset)
     overrides = {"task": default_task(), **overrides}
     task = overrides["task"]
     dataset = compose(overrides)["dataset"]["path"]  # bad keys or values fail here, before any work
+    if source is None:
+        source = "dataset" if dataset else "expert"
+        if not dataset:
+            print(f"task {task} has no dataset.path: recording the scripted expert's demonstrations (source=expert)")
+    if source not in SOURCES:
+        raise UserError(f"source '{source}' unknown: choose one of {', '.join(SOURCES)}")
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     commands: list[str] = []
@@ -63,14 +69,16 @@ def run_pipeline(preset: str, overrides: dict[str, Any], out: Path, source: str 
     t0 = time.time()
     demos_summary = None
     if source == "expert":
-        dataset = str((out / "demos.zarr").resolve())
+        demo_args = {**p["demos"], **overrides}
+        demo_cfg = compose(demo_args)
+        fmt = demo_cfg["demos"]["format"]
+        dataset = str((out / DEMO_FILES.get(fmt, "demos")).resolve())  # demos checks the format
         summary_path = Path(dataset + ".summary.json")
-        demo_args = {**p["demos"], **overrides, "demos.format": "zarr"}
         if not summary_path.exists():
-            generate_demos(compose(demo_args), dataset)
+            generate_demos(demo_cfg, dataset)
         demos_summary = json.loads(summary_path.read_text())
         commands.append(f"fmpolicy demos {_args(demo_args)} out={dataset}")
-        overrides = {**overrides, "dataset.path": dataset, "dataset.format": "zarr"}
+        overrides = {**overrides, "dataset.path": dataset, "dataset.format": fmt}
         timings["demonstrations"] = time.time() - t0
 
     # 2. pretraining

@@ -133,6 +133,11 @@ CASES = [
     ("unknown builtin", lambda t: [*TRAIN, "dataset.path=builtin:nope.zip", f"out={t}/r"], ["no built-in dataset"]),
     ("unknown format", lambda t: [*TRAIN, "dataset.format=csv", f"out={t}/r"], ["dataset.format 'csv' unknown"]),
     (
+        "unknown vector env",
+        lambda t: [*TRAIN, "eval.vector_env=threads", f"out={t}/r"],
+        ["eval.vector_env=threads: must be one of sync, async"],
+    ),
+    (
         "bad obs source",
         lambda t: [*TRAIN, "dataset.obs_sources={agent_pos: 'state[0:x]'}", f"out={t}/r"],
         ["not ARRAY"],

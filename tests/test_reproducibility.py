@@ -13,21 +13,23 @@ from fmpolicy.policy.checkpoint import load_checkpoint
 FT = ["method.max_windows=64", "method.inverse_nfe=8", "train.batch_size=16", "train.val_batches=1"]
 
 
-def test_per_seed_results_are_the_same_for_any_number_of_side_by_side_envs(tiny_run):
+def test_per_seed_results_are_the_same_for_any_number_of_side_by_side_envs_in_or_out_of_process(tiny_run):
     cfg, result = tiny_run
-    cfg = {**cfg, "eval": {**cfg["eval"], "max_episode_steps": 48}}
     policy = load_policy(result.checkpoint)
     seeds = [100000, 100001, 100002, 100003, 100004]
     runs = {}
-    for n_envs in (1, 2, 5):
-        results, _, _ = rollout_episodes(policy, cfg, seeds, 2, "euler", n_envs, progress=False, obs_noise=1.0)
-        runs[n_envs] = [(r["seed"], r["score"], r["max_coverage"]) for r in results]
+    for n_envs, vector_env in ((1, "sync"), (2, "sync"), (5, "sync"), (2, "async")):
+        run_cfg = {**cfg, "eval": {**cfg["eval"], "max_episode_steps": 48, "vector_env": vector_env}}
+        results, _, _ = rollout_episodes(policy, run_cfg, seeds, 2, "euler", n_envs, progress=False, obs_noise=1.0)
+        runs[n_envs, vector_env] = [(r["seed"], r["score"], r["max_coverage"]) for r in results]
     # The network always runs on blocks of the same size, so a seed's result does not depend on its neighbours
-    # (to the last bits: a row's place in the block can move a float32 action by one ulp).
-    for n_envs in (2, 5):
-        assert [s for s, _, _ in runs[n_envs]] == seeds
-        assert [x for _, *x in runs[n_envs]] == [pytest.approx(x, abs=1e-9) for _, *x in runs[1]]
-    assert len({score for _, score, _ in runs[1]}) > 1  # the seeds differ from one another
+    # (to the last bits: a row's place in the block can move a float32 action by one ulp). The environments are
+    # reused across batches (2 envs, 5 seeds: the last batch is padded), in this process or in worker processes.
+    reference = runs[1, "sync"]
+    for key in ((2, "sync"), (5, "sync"), (2, "async")):
+        assert [s for s, _, _ in runs[key]] == seeds
+        assert [x for _, *x in runs[key]] == [pytest.approx(x, abs=1e-9) for _, *x in reference]
+    assert len({score for _, score, _ in reference}) > 1  # the seeds differ from one another
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from fmpolicy.envs import make_env
 from fmpolicy.envs.registry import get_suite
+from fmpolicy.errors import UserError
 from fmpolicy.eval.video import write_video
 from fmpolicy.plotting import figure, save
 from fmpolicy.policy.api import Policy, model_from_checkpoint
@@ -53,22 +54,28 @@ def rollout_episodes(
     max_steps = cfg["eval"]["max_episode_steps"] or task["max_episode_steps"]
     keys = list(get_suite(task["suite"]).tracker(task).result())  # what an episode's result holds
     bar = tqdm(total=len(seeds), desc=f"eval nfe={nfe}", disable=not progress, dynamic_ncols=True)
-    for start in range(0, len(seeds), n_envs):
-        batch = seeds[start : start + n_envs]
-        fns = [
-            (
-                lambda rec=(start + i < n_videos): make_env(
-                    task, policy.n_obs_steps, policy.n_action_steps, max_steps, rec, perturbation
-                )
+    # One vector env for all batches (building a simulator can cost more than its episode); environment i
+    # records its first episode when i < n_videos. A short last batch fills the spare environments with
+    # repeats of its last seed and ignores them.
+    width = min(n_envs, len(seeds))
+    fns = [
+        (
+            lambda rec=(i < n_videos): make_env(
+                task, policy.n_obs_steps, policy.n_action_steps, max_steps, rec, perturbation
             )
-            for i in range(len(batch))
-        ]
-        envs = gym.vector.SyncVectorEnv(fns)
-        obs, info = envs.reset(seed=batch)
-        policy.reset(episode_seeds=batch)
-        noise_rngs = [np.random.default_rng([cfg["eval"]["noise_seed"], s]) for s in batch]
+        )
+        for i in range(width)
+    ]
+    envs = _vector_env(fns, cfg["eval"].get("vector_env", "sync"))
+    for start in range(0, len(seeds), width):
+        batch = seeds[start : start + width]
         n = len(batch)
-        done = np.zeros(n, bool)
+        padded = batch + [batch[-1]] * (width - n)
+        obs, info = envs.reset(seed=padded)
+        policy.reset(episode_seeds=padded)
+        noise_rngs = [np.random.default_rng([cfg["eval"]["noise_seed"], s]) for s in padded]
+        done = np.zeros(width, bool)
+        done[n:] = True
         last: list[dict[str, Any]] = [{k: info[k][i] for k in keys} for i in range(n)]
         steps = np.zeros(n, int)
         while not done.all():
@@ -86,12 +93,25 @@ def rollout_episodes(
         total_steps += int(steps.sum())
         for i, seed in enumerate(batch):
             results.append({"seed": int(seed), "steps": int(steps[i]), **{k: _scalar(v) for k, v in last[i].items()}})
-        frames = envs.get_attr("frames")
-        videos += [f for f in frames[: max(0, n_videos - start)] if f]
-        envs.close()
         bar.update(n)
+    videos = [f for f in envs.get_attr("frames")[:n_videos] if f]
+    envs.close()
     bar.close()
     return results, videos, total_steps / (time.time() - t0)
+
+
+VECTOR_ENVS = {"sync": gym.vector.SyncVectorEnv, "async": gym.vector.AsyncVectorEnv}
+
+
+def _vector_env(fns: list[Any], kind: str) -> gym.vector.VectorEnv:
+    """``sync``: all environments in this process; ``async``: one worker process each (slow simulators), the
+    policy still called once per step on the whole batch."""
+    if kind not in VECTOR_ENVS:
+        raise UserError(f"eval.vector_env '{kind}' unknown: choose one of {', '.join(VECTOR_ENVS)}")
+    if kind == "async":
+        # fork: workers inherit the imported modules (robosuite must load after torch; see envs/robomimic.py)
+        return gym.vector.AsyncVectorEnv(fns, context="fork")
+    return gym.vector.SyncVectorEnv(fns)
 
 
 def _scalar(v: Any) -> float | int | bool:
