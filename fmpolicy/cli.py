@@ -21,7 +21,7 @@ USAGE = """usage: fmpolicy COMMAND key=value ...
   pipeline  [task=TASK] [preset=smoke|default|full] [source=dataset|expert] [key=value ...]
   demos     task=TASK episodes=N out=PATH [format=zarr|minari|robomimic]
   train     task=TASK method=fm|ddpm [dataset.path=PATH] train.steps=N out=DIR
-  finetune  checkpoint=PATH method=ft_mle|ft_residual inference.nfe=K train.steps=N out=DIR
+  finetune  checkpoint=PATH method=ft_mle|ft_residual|reflow inference.nfe=K train.steps=N out=DIR
   diagnose  checkpoint=PATH out=DIR
   bench     bench.runs='{FM: RUN, FT-FM: RUN, DDPM: RUN}' bench.nfes=[1,2,4,8,16] eval.episodes=200 out=DIR
   speed     [checkpoint=PATH | task=TASK method=fm policy.down_dims=[...]] out=DIR
@@ -103,11 +103,11 @@ def cmd_train(overrides: dict[str, Any]) -> None:
 
 
 def cmd_finetune(overrides: dict[str, Any]) -> None:
-    from fmpolicy.policy.finetune import finetune
+    from fmpolicy.policy.finetune import FINETUNE_KINDS, finetune
 
     ckpt, overrides = _split_checkpoint(overrides, required=True)
-    if overrides.get("method") not in ("ft_mle", "ft_residual"):
-        raise UserError("finetune needs method=ft_mle or method=ft_residual")
+    if overrides.get("method") not in FINETUNE_KINDS:
+        raise UserError("finetune needs method=" + " or method=".join(FINETUNE_KINDS))
     run_dir = _run_dir(ckpt)
     overrides.setdefault("out", str(run_dir.with_name(f"{run_dir.name}_{overrides['method']}")))
     payload, cfg = _checkpoint_config(ckpt, overrides)

@@ -382,6 +382,7 @@ RULES: dict[str, Rule] = {
     "speed.nfes": _each(_integer(1)),
     "speed.rollout_nfe": _integer(1),
     "method.inverse_nfe": _integer(1),
+    "method.pair_nfe": _integer(1),
     "diagnose.inverse_nfe": _integer(1),
     "eval.episodes": _integer(1),
     "eval.n_envs": _integer(1),
@@ -422,6 +423,7 @@ _SOLVERS: dict[str, tuple[tuple[str, ...], str]] = {
     "eval.solver": (("eval.solver", "inference.solver"), "method"),
     "method.inverse_solver": (("method.inverse_solver",), "flow"),
     "diagnose.inverse_solver": (("diagnose.inverse_solver",), "flow"),
+    "method.pair_solver": (("method.pair_solver",), "flow"),
 }
 
 # NFE key -> the keys whose first non-null value is the solver spending it
@@ -431,6 +433,7 @@ _NFE_SOLVER: dict[str, tuple[str, ...]] = {
     "deploy.nfe": ("inference.solver",),
     "method.inverse_nfe": ("method.inverse_solver",),
     "diagnose.inverse_nfe": ("diagnose.inverse_solver",),
+    "method.pair_nfe": ("method.pair_solver",),
 }
 
 

@@ -168,6 +168,7 @@ def ft_runs(tmp_path_factory, tiny_run):
         ("ft_mle", "ft_mle", None),
         ("ft_residual", "ft_residual", "affine"),
         ("ft_residual_convex", "ft_residual", "convex_potential"),
+        ("reflow", "reflow", None),
     ):
         out = tmp_path_factory.mktemp(name)
         overrides = {
@@ -180,10 +181,12 @@ def ft_runs(tmp_path_factory, tiny_run):
             "train.log_every": 5,
             "train.val_batches": 1,
             "method.max_windows": 64,
-            "method.inverse_nfe": 16,
             "inference.nfe": 2,
-            "method.sigma.mode": "learned",
         }
+        if method == "reflow":
+            overrides.update({"method.pair_nfe": 8, "train.lr": 1e-3})
+        else:
+            overrides.update({"method.inverse_nfe": 16, "method.sigma.mode": "learned"})
         if form:
             overrides["method.residual.form"] = form
         cfg = compose(overrides, base=payload["config"])
@@ -207,7 +210,8 @@ def test_finetuned_checkpoints_round_trip_and_drive_the_policy_api(ft_runs):
     for name, (result, _) in ft_runs.items():
         payload = load_checkpoint(result.checkpoint)
         assert name.startswith(payload["config"]["method"]["kind"]) and payload["source_checkpoint"]
-        assert result.history[-1]["sigma"] != pytest.approx(0.05)  # learned sigma moved
+        if name != "reflow":
+            assert result.history[-1]["sigma"] != pytest.approx(0.05)  # learned sigma moved
         a = load_policy(result.checkpoint, seed=3).predict_action(obs)
         b = load_policy(result.checkpoint, seed=3).predict_action(obs)
         assert a.shape == (2, 8, 2) and np.array_equal(a, b)
@@ -249,7 +253,10 @@ def test_bench_and_robustness_tables(ft_runs, tiny_run, tmp_path):
     from fmpolicy.cli import main
 
     _, fm = tiny_run
-    runs = f"{{FM: {fm.checkpoint}, FT-FM: {ft_runs['ft_mle'][0].checkpoint}, ResFT-FM: {ft_runs['ft_residual'][0].checkpoint}}}"
+    runs = (
+        f"{{FM: {fm.checkpoint}, FT-FM: {ft_runs['ft_mle'][0].checkpoint}, "
+        f"ResFT-FM: {ft_runs['ft_residual'][0].checkpoint}, Reflow: {ft_runs['reflow'][0].checkpoint}}}"
+    )
     common = [
         "eval.episodes=2",
         "eval.n_envs=2",
@@ -262,8 +269,15 @@ def test_bench_and_robustness_tables(ft_runs, tiny_run, tmp_path):
         == 0
     )
     rows = list(csv.DictReader(open(tmp_path / "b" / "bench.csv")))
-    # FM at each listed NFE; the fine-tuned runs at the NFE they were tuned for (2)
-    assert [(r["method"], r["nfe"]) for r in rows] == [("FM", "1"), ("FM", "2"), ("FT-FM", "2"), ("ResFT-FM", "2")]
+    # FM and the reflowed field at each listed NFE; the fine-tuned runs at the NFE they were tuned for (2)
+    assert [(r["method"], r["nfe"]) for r in rows] == [
+        ("FM", "1"),
+        ("FM", "2"),
+        ("FT-FM", "2"),
+        ("ResFT-FM", "2"),
+        ("Reflow", "1"),
+        ("Reflow", "2"),
+    ]
     for r in rows:
         assert 0 <= float(r["score"]) <= 1 and float(r["latency_ms_batch1"]) > 0
         assert float(r["recon_mse_inverse"]) >= 0
@@ -299,3 +313,34 @@ def test_block_displacement_moves_the_block():
     obs, *_ = env.step(obs["agent_pos"])
     moved = np.linalg.norm(obs["state"][2:4] - before)
     assert 30.0 < moved <= 50.5
+
+
+def test_reflow_pairs_are_the_pretrained_flows_samples_and_its_loss_drops(ft_runs):
+    from fmpolicy.policy.api import model_from_checkpoint
+
+    result, pretrained_payload = ft_runs["reflow"]
+    pairs = torch.load(result.checkpoint.parent.parent / "pairs.pt", weights_only=False)
+    assert pairs["settings"] == {"pair_solver": "rk4", "pair_nfe": 8, "seed": 0}
+    z, a_hat = pairs["train"]["latents"][:, 0], pairs["train"]["latents"][:, 1]
+    assert z.shape == a_hat.shape and z.shape[1:] == (16, 2) and len(z) == 64
+    # a_hat is what the pretrained flow makes from z with the pair solver: recompute a few
+    from fmpolicy.data.tasks import load_task_data
+    from fmpolicy.policy.train import make_batch
+
+    pretrained = model_from_checkpoint(pretrained_payload)
+    cfg = load_checkpoint(result.checkpoint)["config"]
+    windows = load_task_data(cfg).windows(cfg, "train")
+    idx = pairs["train"]["indices"][:4]
+    batch = make_batch(windows, idx, torch.device("cpu"), "")
+    with torch.no_grad():
+        again = pretrained.sample(pretrained.condition(batch["obs"]), z[:4], "rk4", 8)
+    assert torch.allclose(again, a_hat[:4], atol=1e-5)
+    # the reflowed field fits the straight paths z -> a_hat better than the field that made them
+    reflowed = model_from_checkpoint(load_checkpoint(result.checkpoint))
+    cond_all = make_batch(windows, pairs["train"]["indices"], torch.device("cpu"), "")["obs"]
+    fit = {}
+    for name, model in (("pretrained", pretrained), ("reflowed", reflowed)):
+        torch.manual_seed(0)
+        with torch.no_grad():
+            fit[name] = model.pretrain_loss(model.condition(cond_all), a_hat, "uniform", x0=z).item()
+    assert fit["reflowed"] < 0.7 * fit["pretrained"]

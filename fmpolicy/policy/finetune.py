@@ -4,11 +4,14 @@ For a demonstration ``(o, a)`` and a latent ``z`` (its pairing), the inference
 solver with the inference NFE maps ``z`` to ``a_hat`` differentiably; the loss
 is ``gaussian_nll(a, a_hat, log_sigma)`` (``flow.py``) plus an optional FM term.
 ``method.kind = ft_mle`` updates every velocity-field parameter;
-``ft_residual`` trains only the contracting residual on a frozen base.
+``ft_residual`` trains only the contracting residual on a frozen base. ``reflow``
+(the baseline a user would pick for few-step inference, ``reflow.py``) retrains
+the field on straight paths to the pretrained flow's own samples.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ from fmpolicy.policy.model import FlowModel, FlowSampling, build_model
 from fmpolicy.policy.train import TrainResult, make_batch, train, validation_batches
 
 PAIRINGS = ("inverse", "independent")
+FINETUNE_KINDS = ("ft_mle", "ft_residual", "reflow")
 
 
 @torch.no_grad()
@@ -134,8 +138,25 @@ def build_latents(
     cache: Path,
     progress: bool = True,
 ) -> dict[str, LatentBank]:
-    """Invert the chosen windows of each split once; reuse ``cache`` when it holds the same windows and settings."""
+    """Invert the chosen windows of each split once (the inverse pairing's latents), cached in ``cache``."""
     settings = {k: mc[k] for k in ("inverse_solver", "inverse_nfe", "inverse_warp")}
+
+    def compute(windows: WindowDataset, idx: np.ndarray) -> torch.Tensor:
+        return invert_windows(
+            pretrained, windows, idx, mc["inverse_solver"], mc["inverse_nfe"], mc["inverse_warp"], progress=progress
+        )
+
+    return cached_banks(splits, settings, cache, compute)
+
+
+def cached_banks(
+    splits: dict[str, tuple[WindowDataset, np.ndarray]],
+    settings: dict[str, Any],
+    cache: Path,
+    compute: Callable[[WindowDataset, np.ndarray], torch.Tensor],
+) -> dict[str, LatentBank]:
+    """``compute`` a tensor for the chosen windows of each split once; reuse ``cache`` when it holds the same
+    windows made with the same ``settings``."""
     if cache.exists():
         try:
             saved = torch.load(cache, map_location="cpu", weights_only=False)
@@ -151,12 +172,7 @@ def build_latents(
             same = False
         if same:
             return {name: LatentBank(idx, saved[name]["latents"], len(w)) for name, (w, idx) in splits.items()}
-    banks = {}
-    for name, (windows, idx) in splits.items():
-        z = invert_windows(
-            pretrained, windows, idx, mc["inverse_solver"], mc["inverse_nfe"], mc["inverse_warp"], progress=progress
-        )
-        banks[name] = LatentBank(idx, z, len(windows))
+    banks = {name: LatentBank(idx, compute(windows, idx), len(windows)) for name, (windows, idx) in splits.items()}
     saved = {
         name: {"indices": b.indices, "latents": b.latents, "stats": latent_stats(b.latents)}
         for name, b in banks.items()
@@ -175,13 +191,15 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
             f"checkpoint '{source}' holds a '{payload['config']['method']['kind']}' model: "
             "fine-tuning starts from a pretrained FM checkpoint (method=fm)"
         )
-    if cfg["method"]["kind"] not in ("ft_mle", "ft_residual"):
+    kind = cfg["method"]["kind"]
+    if kind not in FINETUNE_KINDS:
         raise UserError(
-            f"method '{cfg['method']['name']}' is not a fine-tuning method: use method=ft_mle or method=ft_residual"
+            f"method '{cfg['method']['name']}' is not a fine-tuning method: use method="
+            + " or method=".join(FINETUNE_KINDS)
         )
     pretrained: FlowModel = model_from_checkpoint(payload, payload["config"])
     model = build_model(cfg)
-    (model.base if cfg["method"]["kind"] == "ft_residual" else model).load_state_dict(pretrained.state_dict())
+    (model.base if kind == "ft_residual" else model).load_state_dict(pretrained.state_dict())
 
     data = load_task_data(cfg)
     windows = data.windows(cfg, "train")
@@ -189,25 +207,30 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
     rng = np.random.default_rng(cfg["seed"])
     n = min(len(windows), mc["max_windows"]) if mc["max_windows"] else len(windows)
     pool = np.sort(rng.choice(len(windows), n, replace=False))
-    latents: dict[str, LatentBank] = {}
     pretrained.to(resolve_device(cfg["device"]))
-    if mc["pairing"] == "inverse":
-        val_windows = data.windows(cfg, "val")
-        val_idx = np.unique(
-            np.concatenate(
-                validation_batches(len(val_windows), cfg["train"]["val_batches"], cfg["train"]["batch_size"])
-                or [np.zeros(0, int)]
+    val_windows = data.windows(cfg, "val")
+    val_idx = np.unique(
+        np.concatenate(
+            validation_batches(len(val_windows), cfg["train"]["val_batches"], cfg["train"]["batch_size"])
+            or [np.zeros(0, int)]
+        )
+    )
+    splits = {"train": (windows, pool), "val": (val_windows, val_idx)}
+    objective: nn.Module
+    if kind == "reflow":
+        from fmpolicy.policy.reflow import ReflowObjective, build_pairs
+
+        objective = ReflowObjective(model, cfg, build_pairs(pretrained, splits, cfg, out / "pairs.pt", progress))
+    else:
+        latents: dict[str, LatentBank] = {}
+        if mc["pairing"] == "inverse":
+            latents = build_latents(pretrained, splits, mc, out / "latents.pt", progress)
+            stats = latent_stats(latents["train"].latents)
+            print(
+                f"latents of {stats['n']} training windows: mean {stats['mean']:+.3f}, std {stats['std']:.3f} "
+                f"(N(0, I) has 0, 1; per-entry std {stats['std_min_entry']:.3f}..{stats['std_max_entry']:.3f})"
             )
-        )
-        latents = build_latents(
-            pretrained, {"train": (windows, pool), "val": (val_windows, val_idx)}, mc, out / "latents.pt", progress
-        )
-        stats = latent_stats(latents["train"].latents)
-        print(
-            f"latents of {stats['n']} training windows: mean {stats['mean']:+.3f}, std {stats['std']:.3f} "
-            f"(N(0, I) has 0, 1; per-entry std {stats['std_min_entry']:.3f}..{stats['std_max_entry']:.3f})"
-        )
-    objective = ReconstructionObjective(model, cfg, latents)
+        objective = ReconstructionObjective(model, cfg, latents)
     return train(
         cfg,
         objective,

@@ -71,9 +71,12 @@ class FlowSampling:
         """
         return integrate(self.field(cond), action, solver, nfe, t0=1.0, t1=0.0, warp=warp)
 
-    def pretrain_loss(self, cond: torch.Tensor, action: torch.Tensor, time_sampler: str) -> torch.Tensor:
-        """Conditional FM loss on a batch of normalized action chunks."""
-        x0 = torch.randn_like(action)
+    def pretrain_loss(
+        self, cond: torch.Tensor, action: torch.Tensor, time_sampler: str, x0: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Conditional FM loss on a batch of normalized action chunks; ``x0``: the paths' noise ends (default
+        fresh ``N(0, I)`` draws; reflow passes the latents its pairs were generated from)."""
+        x0 = torch.randn_like(action) if x0 is None else x0
         t = flow.sample_time(action.shape[0], time_sampler, action.device)
         return flow.fm_loss(self.velocity(flow.interpolate(x0, action, t), t, cond), x0, action)
 
@@ -138,7 +141,7 @@ def action_dim_of(shape_meta: dict[str, Any]) -> int:
 def build_model(cfg: dict[str, Any]) -> ChunkModel:
     """The model of ``cfg.method.kind`` for the task's ``shape_meta``."""
     kind, shape_meta = cfg["method"]["kind"], cfg["task"]["shape_meta"]
-    if kind in ("fm", "ft_mle"):
+    if kind in ("fm", "ft_mle", "reflow"):
         return FlowModel(shape_meta, cfg["policy"])
     if kind == "ddpm":
         return DiffusionModel(shape_meta, cfg["policy"], cfg["method"]["train_timesteps"])
@@ -146,4 +149,4 @@ def build_model(cfg: dict[str, Any]) -> ChunkModel:
 
     if kind == "ft_residual":
         return ResidualFlowModel(shape_meta, cfg["policy"], cfg["method"])
-    raise ValueError(f"unknown method kind '{kind}': choose fm, ddpm, ft_mle or ft_residual")
+    raise ValueError(f"unknown method kind '{kind}': choose fm, ddpm, ft_mle, ft_residual or reflow")
