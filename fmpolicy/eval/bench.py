@@ -118,11 +118,14 @@ def bench(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
                 errs = reconstruction_errors(model, cond, action, held.latents(reference), solver, [nfe])
                 row["recon_mse_inverse"] = errs["inverse"][nfe]
                 row["recon_mse_independent"] = errs["independent"][nfe]
-            results, videos, _ = rollout_episodes(policy, run_cfg, seeds, nfe, solver, ec["n_envs"], ec["videos"])
+            results, videos, steps_per_s = rollout_episodes(
+                policy, run_cfg, seeds, nfe, solver, ec["n_envs"], ec["videos"]
+            )
             for seed, frames in zip(seeds, videos):
                 write_video(out / "videos" / f"{name}_nfe{nfe}_seed{seed}.mp4", frames)
             metrics = summarize(results, nfe, solver, run_cfg["task"])
             row.update(row_metrics(metrics, run_cfg["task"]))
+            row["env_steps_per_s"] = steps_per_s  # the whole evaluation: simulator, policy, resets
             if held is not None:
                 row["latency_ms_batch1"] = batch1_latency_ms(policy, held.obs, solver, nfe, bc["latency_calls"])
             rows.append(row)
@@ -171,7 +174,15 @@ def write_tables(rows: list[dict[str, Any]], out: Path, stem: str) -> None:
             if k in ("score", "success_rate") and v != "":
                 cells.append(_fmt_ci(v, r[k.replace("_rate", "") + "_ci95"]))
             elif isinstance(v, float):
-                cells.append(f"{v:.5f}" if "recon" in k else f"{v:.3f}" if "ms" not in k else f"{v:.1f}")
+                cells.append(
+                    f"{v:.5f}"
+                    if "recon" in k
+                    else f"{v:.0f}"
+                    if "per_s" in k
+                    else f"{v:.1f}"
+                    if "ms" in k
+                    else f"{v:.3f}"
+                )
             else:
                 cells.append(str(v))
         lines.append("| " + " | ".join(cells) + " |")
