@@ -35,6 +35,24 @@ FINETUNE_KINDS = ("ft_mle", "ft_residual", "reflow")
 
 
 @torch.no_grad()
+def over_windows(
+    model: FlowSampling,
+    windows: WindowDataset,
+    indices: np.ndarray,
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    desc: str,
+    batch_size: int = 256,
+    progress: bool = True,
+) -> torch.Tensor:
+    """``fn(condition, normalized actions)`` over the windows ``indices`` in batches, concatenated."""
+    out = []
+    device = module_device(model)
+    for start in tqdm(range(0, len(indices), batch_size), desc=desc, disable=not progress):
+        batch = make_batch(windows, indices[start : start + batch_size], device, "")
+        out.append(fn(model.condition(batch["obs"]), model.action_norm.normalize(batch["action"])))
+    return torch.cat(out)
+
+
 def invert_windows(
     model: FlowSampling,
     windows: WindowDataset,
@@ -46,13 +64,11 @@ def invert_windows(
     progress: bool = True,
 ) -> torch.Tensor:
     """Latents ``(len(indices), horizon, action_dim)``: the flow's inverse of each window's actions."""
-    out = []
-    device = module_device(model)
-    for start in tqdm(range(0, len(indices), batch_size), desc="inverting windows", disable=not progress):
-        batch = make_batch(windows, indices[start : start + batch_size], device, "")
-        action = model.action_norm.normalize(batch["action"])
-        out.append(model.invert(model.condition(batch["obs"]), action, solver, nfe, warp))
-    return torch.cat(out)
+
+    def invert(cond: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return model.invert(cond, action, solver, nfe, warp)
+
+    return over_windows(model, windows, indices, invert, "inverting windows", batch_size, progress)
 
 
 def latent_stats(z: torch.Tensor) -> dict[str, float]:

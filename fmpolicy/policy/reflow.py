@@ -16,16 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from fmpolicy.data.windows import WindowDataset
-from fmpolicy.policy.device import module_device
-from fmpolicy.policy.finetune import LatentBank, cached_banks
+from fmpolicy.policy.finetune import LatentBank, cached_banks, over_windows
 from fmpolicy.policy.model import FlowSampling
-from fmpolicy.policy.train import make_batch
 
 
-@torch.no_grad()
 def generate_pairs(
     model: FlowSampling,
     windows: WindowDataset,
@@ -33,20 +29,16 @@ def generate_pairs(
     solver: str,
     nfe: int,
     seed: int,
-    batch_size: int = 256,
     progress: bool = True,
 ) -> torch.Tensor:
     """``(len(indices), 2, horizon, action_dim)``: per window a latent and the flow's sample from it."""
-    out = []
-    device = module_device(model)
     gen = torch.Generator().manual_seed(seed)
-    for start in tqdm(range(0, len(indices), batch_size), desc="reflow pairs", disable=not progress):
-        batch = make_batch(windows, indices[start : start + batch_size], device, "")
-        action = batch["action"]
-        z = torch.randn(action.shape, generator=gen).to(device)
-        a_hat = model.sample(model.condition(batch["obs"]), z, solver, nfe)
-        out.append(torch.stack([z, a_hat], 1).cpu())
-    return torch.cat(out)
+
+    def pair(cond: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        z = torch.randn(action.shape, generator=gen).to(action.device)
+        return torch.stack([z, model.sample(cond, z, solver, nfe)], 1)
+
+    return over_windows(model, windows, indices, pair, "reflow pairs", progress=progress)
 
 
 def build_pairs(
