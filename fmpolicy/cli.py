@@ -201,7 +201,9 @@ def cmd_robustness(overrides: dict[str, Any]) -> None:
     overrides.setdefault("out", "runs/robustness")
     cfg = compose(overrides)
     robustness(cfg, Path(cfg["out"]))
-    print(f"-> {cfg['out']}/robustness.md, robustness.csv, robustness.png")
+    print(
+        f"-> {cfg['out']}/robustness.md, robustness.csv, robustness.png, sensitivity.md, sensitivity.csv, sensitivity.png"
+    )
 
 
 def cmd_speed(overrides: dict[str, Any]) -> None:

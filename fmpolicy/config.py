@@ -377,6 +377,9 @@ RULES: dict[str, Rule] = {
     "eval.nfe": _optional(_integer(1), 10),  # null: the checkpoint's inference.nfe
     "deploy.nfe": _optional(_integer(1), 10),
     "robustness.nfe": _optional(_integer(1), 10),
+    "robustness.latent_samples": _integer(2),
+    "robustness.state_delta": _number(0.1, above=0),
+    "robustness.field_noise": _each(_number(0.1, at_least=0)),
     "diagnose.nfes": _each(_integer(1)),
     "bench.nfes": _each(_integer(1)),
     "speed.nfes": _each(_integer(1)),

@@ -286,21 +286,92 @@ def test_bench_and_robustness_tables(ft_runs, tiny_run, tmp_path):
 
     argv = [
         "robustness",
-        f"bench.runs={{FM: {fm.checkpoint}}}",
+        f"bench.runs={{FM: {fm.checkpoint}, ResFT-FM: {ft_runs['ft_residual'][0].checkpoint}}}",
         "robustness.obs_noise=[0.0,5.0]",
-        "robustness.perturbations={block_displaced: [60.0]}",
+        "robustness.perturbations={block_displaced: [60.0], action_noise: [5.0]}",
         "robustness.disturb_step=4",
+        "robustness.latent_samples=2",
+        "robustness.field_noise=[0.1]",
         *common,
         f"out={tmp_path}/r",
     ]
     assert main(argv) == 0
     rows = list(csv.DictReader(open(tmp_path / "r" / "robustness.csv")))
-    assert [(r["perturbation"], float(r["level"])) for r in rows] == [
-        ("obs_noise", 0.0),
-        ("obs_noise", 5.0),
-        ("block_displaced", 60.0),
+    assert [(r["method"], r["perturbation"], float(r["level"])) for r in rows] == [
+        (method, kind, level)
+        for method in ("FM", "ResFT-FM")
+        for kind, level in (("obs_noise", 0.0), ("obs_noise", 5.0), ("block_displaced", 60.0), ("action_noise", 5.0))
     ]
     assert float(rows[1]["chunk_deviation"]) > 0.0 == float(rows[0]["chunk_deviation"])
+    # offline sensitivity, one row per run at its own solver and NFE (FM 10, ResFT-FM 2)
+    sens = list(csv.DictReader(open(tmp_path / "r" / "sensitivity.csv")))
+    assert [(r["method"], r["nfe"]) for r in sens] == [("FM", "10"), ("ResFT-FM", "2")]
+    assert sens[0]["residual_eps"] == "" and float(sens[1]["residual_eps"]) > 0
+    assert sens[1]["state_gain_t0.9"] == "" and float(sens[0]["state_gain_t0.9"]) > 0
+    for r in sens:
+        assert float(r["latent_spread"]) > 0 and float(r["field_noise_rms_0.1"]) > 0
+        assert float(r["state_gain_t0"]) > 0 and float(r["state_gain_t0.5"]) > 0
+    assert (tmp_path / "r" / "sensitivity.png").exists() and "| method |" in (
+        tmp_path / "r" / "sensitivity.md"
+    ).read_text()
+
+
+class LinearContraction(FlowSampling):
+    """``v = -c x``: one Euler step of size ``h`` multiplies a state perturbation by exactly ``1 - c h``."""
+
+    horizon, action_dim = 4, 2
+
+    def __init__(self, c: float) -> None:
+        self.c = c
+
+    def velocity(self, x, t, cond):
+        return -self.c * x
+
+
+def test_state_gain_of_a_linear_contraction_is_the_product_of_euler_step_factors():
+    from fmpolicy.eval.sensitivity import state_gains
+
+    z = torch.randn(5, 4, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    gains = state_gains(LinearContraction(0.8), None, z, "euler", 4, norm=0.1)
+    assert list(gains) == [0.0, 0.25, 0.5, 0.75]  # each solver step's time t_k
+    for k, gain in enumerate(gains.values()):
+        assert gain == pytest.approx((1 - 0.8 / 4) ** (4 - k), rel=1e-6)
+
+
+@pytest.mark.parametrize("run", ["FM", "ResFT-FM"])
+def test_sensitivity_measures_are_exact_where_they_must_be(ft_runs, tiny_run, run):
+    from fmpolicy.eval.sensitivity import FIELD_NOISE, STATE_GAIN, sensitivity, solve
+    from fmpolicy.policy.api import model_from_checkpoint
+
+    path = tiny_run[1].checkpoint if run == "FM" else ft_runs["ft_residual"][0].checkpoint
+    payload = load_checkpoint(path)
+    model = model_from_checkpoint(payload)
+    rng = np.random.default_rng(0)
+    obs = {
+        "keypoint": torch.as_tensor(rng.uniform(100, 400, (6, 2, 9, 2)), dtype=torch.float32),
+        "agent_pos": torch.as_tensor(rng.uniform(100, 400, (6, 2, 2)), dtype=torch.float32),
+    }
+    with torch.no_grad():
+        cond = model.condition(obs)
+        z = torch.randn(6, 16, 2, generator=torch.Generator().manual_seed(1))
+        clean = model.sample(cond, z, "euler", 2)
+        # no disturbance, a zero state delta or zero field noise: exactly the model's own sample
+        assert torch.equal(solve(model, cond, z, "euler", 2), clean)
+        assert torch.equal(solve(model, cond, z, "euler", 2, state_delta=(1, torch.zeros_like(z))), clean)
+        assert torch.equal(solve(model, cond, z, "euler", 2, field_noise=0.0), clean)
+        # a perturbation of the final state (grid index = steps, t=1) moves the output by itself
+        delta = 0.1 * torch.randn(z.shape, generator=torch.Generator().manual_seed(2))
+        assert torch.allclose(solve(model, cond, z, "euler", 2, state_delta=(2, delta)) - clean, delta, atol=1e-6)
+    row = sensitivity(model, obs, "euler", 2, latent_samples=3, state_delta=0.1, field_noise=[0.0, 0.1, 0.3])
+    keys = {"latent_spread", f"{STATE_GAIN}0", f"{STATE_GAIN}0.5", f"{FIELD_NOISE}0", f"{FIELD_NOISE}0.1"}
+    keys |= {f"{FIELD_NOISE}0.3"} | ({"residual_eps"} if run == "ResFT-FM" else set())
+    assert set(row) == keys
+    assert row[f"{FIELD_NOISE}0"] == 0.0 < row[f"{FIELD_NOISE}0.1"] < row[f"{FIELD_NOISE}0.3"]
+    assert row["latent_spread"] > 0 and row[f"{STATE_GAIN}0"] > 0 and row[f"{STATE_GAIN}0.5"] > 0
+    if run == "ResFT-FM":
+        assert row["residual_eps"] == payload["config"]["method"]["residual"]["eps"]
+    # same latents, directions and noise every time
+    assert sensitivity(model, obs, "euler", 2, latent_samples=3, state_delta=0.1, field_noise=[0.0, 0.1, 0.3]) == row
 
 
 def test_block_displacement_moves_the_block():

@@ -14,12 +14,13 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
 
+from fmpolicy.envs.wrappers import ActionNoise
 from fmpolicy.errors import UserError
 
 _NOT_SUITES = {"registry", "wrappers"}
@@ -60,6 +61,7 @@ class Suite:
     and kept)`` or None. ``obs_noise_unit``: what observation noise is measured in.
     ``obs_range(key)``: value range of random observations for ``fmpolicy speed``.
     ``histogram``: the per-episode value plotted by ``eval`` (key, label, success threshold).
+    ``perturbations``: the suite's own; ``register`` adds ``GENERIC_PERTURBATIONS`` (``action_noise``).
     """
 
     name: str
@@ -76,10 +78,17 @@ class Suite:
     dataset_meta: Callable[[dict[str, Any]], dict[str, Any]] = lambda task: {}  # what a written dataset records
 
 
+# Perturbations every suite offers (a suite's own of the same name wins); ``at_step`` does not apply to them.
+GENERIC_PERTURBATIONS: dict[str, Perturbation] = {
+    "action_noise": Perturbation(lambda env, level, at: ActionNoise(env, level), "action units"),
+}
+
 _REGISTRY: dict[str, Suite] = {}
 
 
 def register(suite: Suite) -> Suite:
+    """Registers ``suite`` with the generic perturbations added to its own; returns the registered suite."""
+    suite = replace(suite, perturbations={**GENERIC_PERTURBATIONS, **suite.perturbations})
     _REGISTRY[suite.name] = suite
     return suite
 

@@ -96,3 +96,34 @@ class ChunkExecution(gym.Wrapper):
                 break
         info = {**info, **self.tracker.result(), "env_steps": self._steps}
         return self._stacked(), best_reward, terminated, truncated, info
+
+
+class ActionNoise(gym.Wrapper):
+    """Gaussian noise of std ``std`` (in the action's own units) on every executed action.
+
+    Offered by every suite as the perturbation ``action_noise`` (``registry.GENERIC_PERTURBATIONS``).
+    The sum is clipped to the action space when it is a Box. The noise generator is reseeded from
+    each ``reset(seed=...)``, so an episode's noise depends on its seed only, not on ``eval.n_envs``;
+    ``std == 0`` passes actions through untouched.
+    """
+
+    SEED_TAG = 0xAC7  # kept apart from the environment's own generator, which is seeded from the same seed
+
+    def __init__(self, env: gym.Env, std: float) -> None:
+        super().__init__(env)
+        self.std = float(std)
+        self._rng = np.random.default_rng([self.SEED_TAG])
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is not None:
+            self._rng = np.random.default_rng([self.SEED_TAG, int(seed)])
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action):
+        if self.std:
+            noisy = np.asarray(action, dtype=np.float64) + self._rng.normal(0.0, self.std, np.shape(action))
+            space = self.env.action_space
+            if isinstance(space, gym.spaces.Box):
+                noisy = np.clip(noisy, space.low, space.high).astype(space.dtype)
+            action = noisy
+        return self.env.step(action)

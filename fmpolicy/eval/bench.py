@@ -21,11 +21,13 @@ from fmpolicy.envs.registry import get_suite
 from fmpolicy.errors import UserError
 from fmpolicy.eval.diagnostics import held_out_batch, reconstruction_errors
 from fmpolicy.eval.rollout import rollout_episodes, summarize
+from fmpolicy.eval.sensitivity import FIELD_NOISE, STATE_GAIN, plot_sensitivity, sensitivity
 from fmpolicy.eval.video import write_video
 from fmpolicy.plotting import figure, save
 from fmpolicy.policy.api import Policy, model_from_checkpoint
 from fmpolicy.policy.checkpoint import load_checkpoint
 from fmpolicy.policy.finetune import invert_windows, pretrained_reference
+from fmpolicy.policy.model import FlowSampling
 from fmpolicy.policy.solvers import EVALS_PER_STEP
 from fmpolicy.policy.train import obs_to_device
 
@@ -158,7 +160,8 @@ def _row_line(row: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
-def write_tables(rows: list[dict[str, Any]], out: Path, stem: str) -> None:
+def write_tables(rows: list[dict[str, Any]], out: Path, stem: str, note: str = "") -> None:
+    """``stem.csv`` (every key of every row) and ``stem.md``; ``note`` heads the markdown table."""
     keys = list(dict.fromkeys(k for r in rows for k in r))
     with open(out / f"{stem}.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=keys)
@@ -180,7 +183,9 @@ def write_tables(rows: list[dict[str, Any]], out: Path, stem: str) -> None:
                     else f"{v:.0f}"
                     if "per_s" in k
                     else f"{v:.1f}"
-                    if "ms" in k
+                    if "_ms" in k
+                    else f"{v:.4f}"
+                    if k.startswith(("latent_spread", STATE_GAIN, FIELD_NOISE))
                     else f"{v:.3f}"
                 )
             else:
@@ -188,6 +193,7 @@ def write_tables(rows: list[dict[str, Any]], out: Path, stem: str) -> None:
         lines.append("| " + " | ".join(cells) + " |")
     n = rows[0].get("n_episodes", "")
     header = f"{n} evaluation episodes per row; score and success with 95% confidence intervals.\n\n" if n else ""
+    header += f"{note}\n\n" if note else ""
     (out / f"{stem}.md").write_text(header + "\n".join(lines) + "\n")
 
 
@@ -228,7 +234,11 @@ def chunk_deviation(policy: Policy, obs: dict[str, np.ndarray], noise: float, nf
 
 
 def robustness(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
-    """Each run (at ``robustness.nfe``, or its own inference NFE) under observation noise and the suite's perturbations."""
+    """Each run (at ``robustness.nfe``, or its own inference NFE) under observation noise and the suite's perturbations.
+
+    Flow runs also get the offline sensitivity measures (``fmpolicy/eval/sensitivity.py``) on the held-out
+    windows, one row each in ``sensitivity.csv``.
+    """
     rc, ec = cfg["robustness"], cfg["eval"]
     runs = load_runs(cfg)
     seeds = list(range(ec["seed_start"], ec["seed_start"] + ec["episodes"]))
@@ -238,12 +248,26 @@ def robustness(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
     rows = []
     settings = [("obs_noise", level) for level in rc["obs_noise"]]
     settings += [(kind, level) for kind, levels in rc["perturbations"].items() for level in levels]
-    unit = get_suite(first_cfg["task"]["suite"]).obs_noise_unit
+    suite = get_suite(first_cfg["task"]["suite"])
+    sens_rows: list[dict[str, Any]] = []
+    note = (
+        f"Offline, {len(held.idx)} held-out windows, normalized action units: std of the output over "
+        f"{rc['latent_samples']} latents; gain ||output change|| / ||delta|| for a state perturbation of norm "
+        f"{rc['state_delta']} at solver time t_k; RMS output change under noise of the given std on every field "
+        "evaluation. residual_eps: ResFT-FM's guaranteed contraction rate of the residual."
+    )
     for name, (payload, run_cfg) in runs.items():
-        policy = Policy(
-            model_from_checkpoint(payload, run_cfg), run_cfg, seed=ec["noise_seed"], device=run_cfg["device"]
-        )
+        model = model_from_checkpoint(payload, run_cfg)
+        policy = Policy(model, run_cfg, seed=ec["noise_seed"], device=run_cfg["device"])
         solver, nfe = run_cfg["inference"]["solver"], rc["nfe"] or run_cfg["inference"]["nfe"]
+        if isinstance(model, FlowSampling):
+            obs = obs_to_device(held.obs, policy.device)
+            sens = sensitivity(
+                model, obs, solver, nfe, rc["latent_samples"], rc["state_delta"], rc["field_noise"], ec["noise_seed"]
+            )
+            sens_rows.append({"method": name, "kind": run_cfg["method"]["kind"], "solver": solver, "nfe": nfe, **sens})
+            print(f"{name:>10} {solver:>6} NFE {nfe:>3}  " + "  ".join(f"{k} {v:.4g}" for k, v in sens.items()))
+            write_tables(sens_rows, out, "sensitivity", note)
         for kind, level in settings:
             noise = level if kind == "obs_noise" else 0.0
             perturbation = (kind, level, rc["disturb_step"]) if kind != "obs_noise" else None
@@ -258,18 +282,21 @@ def robustness(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
             rows.append(row)
             print(_row_line(row) + f"  {kind} {level}")
             write_tables(rows, out, "robustness")
-    plot_robustness(rows, out, unit)
+    plot_robustness(rows, out, suite)
+    if sens_rows:
+        plot_sensitivity(sens_rows, out / "sensitivity.png")
     return rows
 
 
-def plot_robustness(rows: list[dict[str, Any]], out: Path, unit: str) -> None:
+def plot_robustness(rows: list[dict[str, Any]], out: Path, suite: Any) -> None:
+    unit = suite.obs_noise_unit
     kinds = list(dict.fromkeys(r["perturbation"] for r in rows))
     fig, axes = figure(len(kinds) + 1, width=4.5, height=3.8)
     for ax, kind in zip(axes, kinds):
         for method in dict.fromkeys(r["method"] for r in rows):
             pts = [(r["level"], r["success_rate"]) for r in rows if r["method"] == method and r["perturbation"] == kind]
             ax.plot(*zip(*pts), "o-", label=method)
-        ax.set_xlabel(f"noise std ({unit})" if kind == "obs_noise" else f"{kind} level")
+        ax.set_xlabel(f"noise std ({unit})" if kind == "obs_noise" else f"{kind} ({suite.perturbations[kind].unit})")
         ax.set_ylabel("success rate")
         ax.set_title(kind)
         ax.grid(alpha=0.3)

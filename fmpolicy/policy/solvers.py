@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 
 Field = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+StateHook = Callable[[int, torch.Tensor], torch.Tensor]  # (grid index k, state at t_k) -> the state used from t_k on
 
 EVALS_PER_STEP = {"euler": 1, "midpoint": 2, "rk4": 4}
 
@@ -56,12 +57,20 @@ def integrate(
     t1: float = 1.0,
     warp: float = 1.0,
     return_path: bool = False,
+    state_hook: StateHook | None = None,
 ) -> torch.Tensor | list[torch.Tensor]:
-    """Integrate from ``t0`` to ``t1``; ``field(x, t)`` gets ``t`` with shape ``(batch,)``."""
+    """Integrate from ``t0`` to ``t1``; ``field(x, t)`` gets ``t`` with shape ``(batch,)``.
+
+    ``state_hook(k, x)``, if given, replaces the state at grid time ``t_k`` (``k = 0..steps``; ``k = steps`` is
+    the result) before integration goes on from it: the way to perturb the ODE state mid-solve
+    (``fmpolicy/eval/sensitivity.py``). Noise on each field evaluation is a wrapped ``field``.
+    """
     grid = time_grid(n_steps(solver, nfe), t0, t1, warp)
+    hook = state_hook or (lambda k, y: y)
+    x = hook(0, x)
     path = [x]
-    for ta, tb in zip(grid[:-1], grid[1:]):
+    for k, (ta, tb) in enumerate(zip(grid[:-1], grid[1:])):
         t = torch.full((x.shape[0],), ta, dtype=x.dtype, device=x.device)
-        x = _step(field, solver, x, t, torch.tensor(tb - ta, dtype=x.dtype, device=x.device))
+        x = hook(k + 1, _step(field, solver, x, t, torch.tensor(tb - ta, dtype=x.dtype, device=x.device)))
         path.append(x)
     return path if return_path else x
