@@ -186,11 +186,23 @@ def cmd_deploy(overrides: dict[str, Any]) -> None:
     deploy(payload, cfg, Path(cfg["out"]))
 
 
+def _compose_for_runs(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The command's config on the runs' task (its eval settings: n_envs, vector_env, ...), unless task= is given."""
+    from fmpolicy.policy.checkpoint import load_checkpoint
+
+    cfg = compose(overrides)
+    runs = cfg["bench"]["runs"]
+    if "task" in overrides or not runs:
+        return cfg
+    task = load_checkpoint(next(iter(runs.values())))["config"]["task"]["name"]
+    return compose({**overrides, "task": task}) if task and task != cfg["task"]["name"] else cfg
+
+
 def cmd_bench(overrides: dict[str, Any]) -> None:
     from fmpolicy.eval.bench import bench
 
     overrides.setdefault("out", "runs/bench")
-    cfg = compose(overrides)
+    cfg = _compose_for_runs(overrides)
     bench(cfg, Path(cfg["out"]))
     print(f"-> {cfg['out']}/bench.md, bench.csv, bench.png")
 
@@ -199,7 +211,7 @@ def cmd_robustness(overrides: dict[str, Any]) -> None:
     from fmpolicy.eval.bench import robustness
 
     overrides.setdefault("out", "runs/robustness")
-    cfg = compose(overrides)
+    cfg = _compose_for_runs(overrides)
     robustness(cfg, Path(cfg["out"]))
     print(
         f"-> {cfg['out']}/robustness.md, robustness.csv, robustness.png, sensitivity.md, sensitivity.csv, sensitivity.png"

@@ -123,3 +123,19 @@ def test_speed_benchmark_writes_its_numbers(tmp_path, tiny_run):
     assert r["train_samples_per_s"] > 0 and r["rollout_env_steps_per_s"] > 0
     assert set(r["latency_ms_batch1"]) == {"1", "4", "10"}
     assert r["latency_ms_batch1"]["10"] > r["latency_ms_batch1"]["1"]
+
+
+def test_bench_takes_its_eval_settings_from_the_runs_task(tiny_run, tmp_path):
+    """bench/robustness without task= compose on the runs' task (e.g. Robomimic's 8 worker-process envs)."""
+    from fmpolicy.cli import _compose_for_runs
+    from fmpolicy.policy.checkpoint import load_checkpoint
+
+    _, result = tiny_run
+    payload = load_checkpoint(result.checkpoint)
+    payload["config"]["task"]["name"] = "robomimic_lift_lowdim"
+    torch.save(payload, tmp_path / "other_task.pt")
+    cfg = _compose_for_runs({"bench.runs": {"X": str(tmp_path / "other_task.pt")}})
+    assert cfg["task"]["name"] == "robomimic_lift_lowdim"
+    assert cfg["eval"]["vector_env"] == "async" and cfg["eval"]["n_envs"] == 8
+    given = _compose_for_runs({"bench.runs": {"X": str(tmp_path / "other_task.pt")}, "task": "pusht_lowdim"})
+    assert given["eval"]["vector_env"] == "sync" and given["eval"]["n_envs"] == 50
