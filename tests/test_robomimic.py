@@ -161,6 +161,20 @@ def test_same_seed_same_start_and_tracker(lift_env):
     assert get_suite("robomimic").name == "robomimic"
 
 
+@pytest.mark.parametrize(
+    ("env_name", "seeds", "max_steps"), [("PickPlaceCan", (0, 1), 300), ("NutAssemblySquare", (0, 1), 300)]
+)
+def test_can_and_square_experts_succeed(env_name, seeds, max_steps):
+    # Lift is covered (with replay) below; Square turns the nut's handle towards the robot before the peg
+    env = RobomimicEnv(default_env_args(env_name), terminate_on_success=False)
+    for seed in seeds:
+        arrays, summary = run_expert_episode(env, seed, max_steps=400)
+        assert summary["success"], summary
+        assert summary["steps"] == len(arrays["action"]) < max_steps, summary
+        assert np.abs(arrays["action"]).max() <= 1.0
+    env.close()
+
+
 def test_lift_expert_succeeds_and_its_written_demo_replays(lift_env, tmp_path):
     episodes = []
     for seed in (0, 1):

@@ -11,10 +11,15 @@ the square nut's handle (yaw mod 180 degrees), the can needs none.
 Scripts (each phase ends when its waypoint is reached or after a time-out): Lift - hover above the cube, descend
 to its centre, close, lift. Can - hover, descend around the can's upper half, close, lift above the bin walls,
 carry to the target bin's centre, lower, open, rise (robosuite counts the can only once the gripper has left it).
-Square - hover above the nut's handle, descend, close, lift above the peg, bring the nut's centre above the peg
-with its sides aligned to the peg's (closed loop on the live nut pose, so slip in the grasp is corrected), lower
-onto the peg, open, rise. Each seed draws the speed, hover heights, pauses and millimetre-scale offsets, so the
-episodes are not one trajectory repeated. An episode ends at the first step the environment reports success.
+Square - hover above the nut's handle, descend, close, lift and, near the robot, turn the nut so that its sides
+will be parallel to the peg's and its handle points back towards the robot (held by a handle on the peg's far
+side, the stretched arm sags short of the peg or locks its elbow straight), bring the nut's centre above the peg,
+slowing on the way in (closed loop on the live nut pose, so slip in the grasp is corrected), then lower it to the
+table, descending only while it is centred until its hole is round the peg's top, open, rise (robosuite counts
+the nut once it is low round the peg with the grip site over 4 cm from its centre, which a hand on the handle
+already is, so Square episodes mostly end during the lowering). Each seed draws the speed, hover heights, pauses
+and millimetre-scale offsets, so the episodes are not one trajectory repeated. An episode ends at the first step
+the environment reports success.
 """
 
 from __future__ import annotations
@@ -206,15 +211,37 @@ def _can_phases(env: Any, hand: _Hand, rng: np.random.Generator) -> list[Phase]:
     ]
 
 
+def _square_turn(nut_yaw: float, peg_yaw: float, toward: float, q7: float, q7_max: float) -> float:
+    """The hand rotation about z (rad) that aligns the nut's sides with the peg's and turns its handle as near as
+    possible to ``toward`` (the robot's side of the peg), among those that keep the wrist joint (``q7``, which turns
+    opposite to the hand's yaw) within ``+-q7_max``. The peg is square, so the candidates are 90 degrees apart."""
+    d0 = _wrap(peg_yaw - nut_yaw, np.pi / 2)
+    best, best_cost = d0, np.inf
+    for k in range(-4, 5):
+        turn = d0 + k * np.pi / 2
+        if abs(q7 - turn) > q7_max:
+            continue
+        cost = abs(_wrap(nut_yaw + turn - toward, 2 * np.pi)) + 0.1 * abs(turn)
+        if cost < best_cost:
+            best, best_cost = turn, cost
+    return float(best)
+
+
 def _square_phases(env: Any, hand: _Hand, rng: np.random.Generator) -> list[Phase]:
     sc = _Scene(env)
     nut_obj = sc.rs.nuts[0]
     nut = sc.rs.obj_body_id[nut_obj.name]
     handle = sc.rs.sim.model.site_name2id(nut_obj.important_sites["handle"])
     peg = sc.rs.peg1_body_id
+    robot = sc.rs.robots[0]
+    base = sc.rs.sim.model.body_name2id(robot.robot_model.root_body)
+    wrist = robot._ref_joint_pos_indexes[-1]  # the last joint turns the hand about its pointing axis
+    table_z = float(sc.rs.table_offset[2])
     hover = rng.uniform(0.06, 0.10)
     grasp_out = rng.uniform(-0.004, 0.008)  # along the handle, outward from its site
-    carry_dz = rng.uniform(0.13, 0.16)  # nut centre above the peg's base while carrying (its top is at +0.10)
+    carry_dz = rng.uniform(0.14, 0.17)  # nut centre above the peg's centre while carrying (its top is at +0.10)
+    set_dz = rng.uniform(0.010, 0.025)  # nut centre above the table at the end of the lowering (it rests at +0.01)
+    max_turn = rng.uniform(0.4, 0.5)  # hand rotation per step (rad) while turning the nut
     state: dict[str, Any] = {}
 
     def handle_pos() -> np.ndarray:
@@ -227,39 +254,81 @@ def _square_phases(env: Any, hand: _Hand, rng: np.random.Generator) -> list[Phas
         return Waypoint(handle_pos() + [0, 0, hover], state["yaw"], -1.0)
 
     def down() -> Waypoint:
-        return Waypoint(handle_pos() + [0, 0, -0.002], state["yaw"], -1.0, tol=0.005, speed=0.6)
+        # a finger resting on the nut's ring can stop the hand millimetres short along the handle: once the hand
+        # stalls, within 1.2 cm is close enough
+        moved = np.linalg.norm(hand.pos() - state.get("last_hand", np.full(3, np.inf)))
+        state["last_hand"] = hand.pos()
+        tol = 0.012 if moved < 0.0003 else 0.005
+        return Waypoint(handle_pos() + [0, 0, -0.002], state["yaw"], -1.0, tol=tol, speed=0.6)
 
     def grip() -> Waypoint:
         state.setdefault("grip_pos", hand.pos())
         return Waypoint(state["grip_pos"], state["yaw"], 1.0, tol=0.0)
 
+    def nut_turn_left() -> float:
+        # the nut's yaw, unwrapped step by step, against its goal: the handle turned towards the robot's base (with
+        # the handle on the far side of the peg the arm, stretched, sags short of the peg); turned in steps of at
+        # most ``max_turn`` so the hand turns the chosen way round
+        yaw = _yaw(sc.body_rot(nut))
+        if "nut_yaw" not in state:
+            peg_pos, base_pos = sc.body_pos(peg), sc.body_pos(base)
+            toward = float(np.arctan2(*(base_pos - peg_pos)[1::-1]))
+            q7 = float(sc.rs.sim.data.qpos[wrist])
+            turn = _square_turn(yaw, _yaw(sc.body_rot(peg)), toward, q7, 2.6)
+            state["nut_yaw"], state["nut_goal"] = yaw, yaw + turn
+        state["nut_yaw"] += _wrap(yaw - state["nut_yaw"], 2 * np.pi)
+        return state["nut_goal"] - state["nut_yaw"]
+
     def align_target(height: float) -> tuple[np.ndarray, float]:
-        # the hand target that brings the nut's centre to the peg at ``height`` and its sides parallel to the peg's
+        # the hand target that brings the nut's centre ``height`` above the peg's centre and its sides parallel to
+        # the peg's
         off = hand.pos() - sc.body_pos(nut)
         p = sc.body_pos(peg) + off
         p[2] = sc.body_pos(peg)[2] + off[2] + height
-        # integral action on the nut's xy error: the OSC arm holding the nut sags centimetres short of its goal
+        # integral action on the nut's xy error once near (the OSC arm holding the nut stops millimetres short)
         err = sc.body_pos(peg)[:2] - sc.body_pos(nut)[:2]
-        state["integral"] = np.clip(state.get("integral", np.zeros(2)) + 0.1 * err, -0.04, 0.04)
-        p[:2] += state["integral"]
-        yaw = hand.yaw() - _wrap(_yaw(sc.body_rot(nut)) - _yaw(sc.body_rot(peg)), np.pi / 2)
+        if np.linalg.norm(err) < 0.02:
+            state["integral"] = np.clip(state.get("integral", np.zeros(2)) + 0.1 * err, -0.02, 0.02)
+        p[:2] += state.get("integral", np.zeros(2))
+        yaw = hand.yaw() + float(np.clip(nut_turn_left(), -max_turn, max_turn))
         return p, yaw
 
     def up() -> Waypoint:
+        # lift, and once clear of the table turn the nut here, near the robot: turned over the peg, with the
+        # handle on its far side on the way, the stretched arm can end in its straight-elbow singularity
         p = state["grip_pos"].copy()
         p[2] = sc.body_pos(peg)[2] + carry_dz + (hand.pos() - sc.body_pos(nut))[2]
-        return Waypoint(p, state["yaw"], 1.0, tol=0.02)
+        yaw = state["yaw"]
+        if sc.body_pos(nut)[2] > table_z + 0.04:
+            yaw = hand.yaw() + float(np.clip(nut_turn_left(), -max_turn, max_turn))
+        return Waypoint(p, yaw, 1.0, tol=0.02)
+
+    def turned() -> bool:
+        return abs(nut_turn_left()) < np.radians(15)
+
+    def nut_xy_err() -> float:
+        return float(np.linalg.norm(sc.body_pos(nut)[:2] - sc.body_pos(peg)[:2]))
 
     def carry() -> Waypoint:
         p, yaw = align_target(carry_dz)
-        state["yaw"] = yaw
-        return Waypoint(p, yaw, 1.0, tol=0.004)
+        # slow down on the way in: the arm, driven at full step length, overshoots the peg by centimetres
+        return Waypoint(p, yaw, 1.0, tol=0.02, speed=float(np.clip(nut_xy_err() / 0.1, 0.25, 1.0)))
 
-    def nut_near_peg() -> bool:
-        return bool(np.linalg.norm(sc.body_pos(nut)[:2] - sc.body_pos(peg)[:2]) < 0.004)
+    def nut_settled() -> bool:
+        # the nut's centre over the peg, its sides aligned and (nearly) at rest
+        moved = np.linalg.norm(sc.body_pos(nut) - state.get("last_nut", np.full(3, np.inf)))
+        state["last_nut"] = sc.body_pos(nut)
+        return bool(nut_xy_err() < 0.003 and abs(nut_turn_left()) < np.radians(3) and moved < 0.001)
 
     def lower() -> Waypoint:
-        p, yaw = align_target(0.03)
+        # down to the table, guarded: until the nut's hole is round the peg's top (its top is at +0.10, the nut's
+        # half thickness is 0.01), descend only while the nut's centre is within 3 mm of the peg's; otherwise hold
+        # (or climb back to) 1.5 cm above the top while the xy loop corrects
+        height = table_z + set_dz - sc.body_pos(peg)[2]
+        engaged = sc.body_pos(nut)[2] - sc.body_pos(peg)[2] < 0.105
+        if not engaged and nut_xy_err() > 0.003:
+            height = 0.125
+        p, yaw = align_target(height)
         return Waypoint(p, yaw, 1.0, tol=0.005, speed=0.5)
 
     def release() -> Waypoint:
@@ -273,8 +342,8 @@ def _square_phases(env: Any, hand: _Hand, rng: np.random.Generator) -> list[Phas
         Phase("above", above, 120, min_steps=int(rng.integers(0, 6))),
         Phase("down", down, 80),
         Phase("grip", grip, int(rng.integers(8, 14)), min_steps=8),
-        Phase("up", up, 80),
-        Phase("carry", carry, 150, until=nut_near_peg),
+        Phase("up", up, 80, until=turned),
+        Phase("carry", carry, 150, until=nut_settled),
         Phase("lower", lower, 80),
         Phase("release", release, int(rng.integers(6, 10)), min_steps=6),
         Phase("rise", rise, 100),
