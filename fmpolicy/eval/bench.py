@@ -123,8 +123,6 @@ def bench(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
             results, videos, steps_per_s = rollout_episodes(
                 policy, run_cfg, seeds, nfe, solver, ec["n_envs"], ec["videos"]
             )
-            for seed, frames in zip(seeds, videos):
-                write_video(out / "videos" / f"{name}_nfe{nfe}_seed{seed}.mp4", frames)
             metrics = summarize(results, nfe, solver, run_cfg["task"])
             row.update(row_metrics(metrics, run_cfg["task"]))
             row["env_steps_per_s"] = steps_per_s  # the whole evaluation: simulator, policy, resets
@@ -132,7 +130,9 @@ def bench(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
                 row["latency_ms_batch1"] = batch1_latency_ms(policy, held.obs, solver, nfe, bc["latency_calls"])
             rows.append(row)
             print(_row_line(row))
-            write_tables(rows, out, "bench")
+            write_tables(rows, out, "bench")  # before the videos: a row measured is never lost to them
+            for seed, frames in zip(seeds, videos):
+                write_video(out / "videos" / f"{name}_nfe{nfe}_seed{seed}.mp4", frames)
     plot_vs_nfe(rows, out)
     return rows
 
