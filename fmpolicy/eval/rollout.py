@@ -109,8 +109,8 @@ def _vector_env(fns: list[Any], kind: str) -> gym.vector.VectorEnv:
     if kind not in VECTOR_ENVS:
         raise UserError(f"eval.vector_env '{kind}' unknown: choose one of {', '.join(VECTOR_ENVS)}")
     if kind == "async":
-        # fork: workers inherit the imported modules (robosuite must load after torch; see envs/robomimic.py)
-        return gym.vector.AsyncVectorEnv(fns, context="fork")
+        # forkserver, not fork: a fork of this multi-threaded process (torch) can inherit a held lock and hang
+        return gym.vector.AsyncVectorEnv(fns, context="forkserver")
     return gym.vector.SyncVectorEnv(fns)
 
 
