@@ -160,6 +160,19 @@ def _row_line(row: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+def _decimals(key: str) -> int:
+    """Digits after the point a table shows for a float column."""
+    if "recon" in key:
+        return 5
+    if "per_s" in key:
+        return 0
+    if "_ms" in key:
+        return 1
+    if key.startswith(("latent_spread", STATE_GAIN, FIELD_NOISE)):
+        return 4
+    return 3
+
+
 def write_tables(rows: list[dict[str, Any]], out: Path, stem: str, note: str = "") -> None:
     """``stem.csv`` (every key of every row) and ``stem.md``; ``note`` heads the markdown table."""
     keys = list(dict.fromkeys(k for r in rows for k in r))
@@ -177,17 +190,7 @@ def write_tables(rows: list[dict[str, Any]], out: Path, stem: str, note: str = "
             if k in ("score", "success_rate") and v != "":
                 cells.append(_fmt_ci(v, r[k.replace("_rate", "") + "_ci95"]))
             elif isinstance(v, float):
-                cells.append(
-                    f"{v:.5f}"
-                    if "recon" in k
-                    else f"{v:.0f}"
-                    if "per_s" in k
-                    else f"{v:.1f}"
-                    if "_ms" in k
-                    else f"{v:.4f}"
-                    if k.startswith(("latent_spread", STATE_GAIN, FIELD_NOISE))
-                    else f"{v:.3f}"
-                )
+                cells.append(f"{v:.{_decimals(k)}f}")
             else:
                 cells.append(str(v))
         lines.append("| " + " | ".join(cells) + " |")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,6 @@ def rollout_episodes(
     """
     task = cfg["task"]
     results: list[dict[str, Any]] = []
-    videos: list[list[np.ndarray]] = []
     total_steps, t0 = 0, time.time()
     max_steps = cfg["eval"]["max_episode_steps"] or task["max_episode_steps"]
     keys = list(get_suite(task["suite"]).tracker(task).result())  # what an episode's result holds
@@ -94,24 +94,24 @@ def rollout_episodes(
         for i, seed in enumerate(batch):
             results.append({"seed": int(seed), "steps": int(steps[i]), **{k: _scalar(v) for k, v in last[i].items()}})
         bar.update(n)
-    videos = [f for f in envs.get_attr("frames")[:n_videos] if f]
+    videos: list[list[np.ndarray]] = [f for f in envs.get_attr("frames")[:n_videos] if f]
     envs.close()
     bar.close()
     return results, videos, total_steps / (time.time() - t0)
 
 
-VECTOR_ENVS = {"sync": gym.vector.SyncVectorEnv, "async": gym.vector.AsyncVectorEnv}
+# forkserver, not fork: a fork of this multi-threaded process (torch) can inherit a held lock and hang
+VECTOR_ENVS: dict[str, Callable[[list[Any]], gym.vector.VectorEnv]] = {
+    "sync": gym.vector.SyncVectorEnv,  # all environments in this process
+    "async": lambda fns: gym.vector.AsyncVectorEnv(fns, context="forkserver"),  # one worker process each
+}
 
 
 def _vector_env(fns: list[Any], kind: str) -> gym.vector.VectorEnv:
-    """``sync``: all environments in this process; ``async``: one worker process each (slow simulators), the
-    policy still called once per step on the whole batch."""
+    """The vector env of ``eval.vector_env``; either way the policy is called once per step on the whole batch."""
     if kind not in VECTOR_ENVS:
         raise UserError(f"eval.vector_env '{kind}' unknown: choose one of {', '.join(VECTOR_ENVS)}")
-    if kind == "async":
-        # forkserver, not fork: a fork of this multi-threaded process (torch) can inherit a held lock and hang
-        return gym.vector.AsyncVectorEnv(fns, context="forkserver")
-    return gym.vector.SyncVectorEnv(fns)
+    return VECTOR_ENVS[kind](fns)
 
 
 def _scalar(v: Any) -> float | int | bool:
