@@ -126,15 +126,18 @@ def _checkpoint_config(ckpt: str, overrides: dict[str, Any]) -> tuple[dict[str, 
 def cmd_eval(overrides: dict[str, Any]) -> None:
     from fmpolicy.envs.registry import get_suite
     from fmpolicy.eval.rollout import evaluate_checkpoint
+    from fmpolicy.policy.finetune import tuned_nfes
 
     ckpt, overrides = _split_checkpoint(overrides, required=True)
     overrides.setdefault("out", str(_run_dir(ckpt) / "eval"))
     payload, cfg = _checkpoint_config(ckpt, overrides)
     inf, ec = cfg["inference"], cfg["eval"]
-    tuned = (inf["nfe"], inf["solver"])
-    if cfg["method"]["kind"].startswith("ft_") and (ec["nfe"] or tuned[0], ec["solver"] or tuned[1]) != tuned:
+    if cfg["method"]["kind"].startswith("ft_") and (
+        (ec["solver"] or inf["solver"]) != inf["solver"] or (ec["nfe"] or inf["nfe"]) not in tuned_nfes(cfg)
+    ):
+        nfes = " and ".join(map(str, tuned_nfes(cfg)))
         print(
-            f"note: this checkpoint was fine-tuned for {inf['solver']} at NFE {inf['nfe']}; "
+            f"note: this checkpoint was fine-tuned for {inf['solver']} at NFE {nfes}; "
             "at other settings it is not what it was trained for"
         )
     metrics = evaluate_checkpoint(payload, cfg, Path(cfg["out"]))

@@ -307,11 +307,12 @@ class Rule:
     text: str
     example: Any
     optional: bool = False  # null allowed (its meaning is given by other code)
-    each: bool = False  # a non-empty list whose entries each follow the rule
+    each: bool = False  # a list whose entries each follow the rule
+    empty: bool = False  # with each: the empty list is allowed
 
     def requirement(self) -> str:
         if self.each:
-            return f"must be a non-empty list of values, each {self.text}"
+            return f"must be a {'' if self.empty else 'non-empty '}list of values, each {self.text}"
         return f"must be null or {self.text}" if self.optional else f"must be {self.text}"
 
     def apply(self, value: Any) -> Any:
@@ -319,7 +320,7 @@ class Rule:
         if value is None and self.optional:
             return None
         if self.each:
-            if not isinstance(value, (list, tuple)) or not value:
+            if not isinstance(value, (list, tuple)) or not (value or self.empty):
                 raise ValueError(value)
             return [self._one(x) for x in value]
         return self._one(value)
@@ -360,8 +361,8 @@ def _optional(rule: Rule, example: Any) -> Rule:
     return replace(rule, optional=True, example=example)
 
 
-def _each(rule: Rule) -> Rule:
-    return replace(rule, each=True, example=[rule.example])
+def _each(rule: Rule, empty: bool = False) -> Rule:
+    return replace(rule, each=True, empty=empty, example=[rule.example])
 
 
 # key -> the rule its value follows in every composed config (YAML files and overrides alike).
@@ -374,6 +375,7 @@ RULES: dict[str, Rule] = {
     "train.ckpt_every": _integer(1),
     "train.log_every": _integer(1),
     "inference.nfe": _integer(1),
+    "inference.noise_scale": _number(1.0, above=0),
     "eval.nfe": _optional(_integer(1), 10),  # null: the checkpoint's inference.nfe
     "deploy.nfe": _optional(_integer(1), 10),
     "robustness.nfe": _optional(_integer(1), 10),
@@ -385,6 +387,7 @@ RULES: dict[str, Rule] = {
     "speed.nfes": _each(_integer(1)),
     "speed.rollout_nfe": _integer(1),
     "method.inverse_nfe": _integer(1),
+    "method.extra_nfes": _each(_integer(1), empty=True),
     "method.pair_nfe": _integer(1),
     "diagnose.inverse_nfe": _integer(1),
     "eval.episodes": _integer(1),

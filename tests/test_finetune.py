@@ -183,6 +183,8 @@ def ft_runs(tmp_path_factory, tiny_run):
             "method.max_windows": 64,
             "inference.nfe": 2,
         }
+        if name == "ft_mle":
+            overrides["method.extra_nfes"] = [1]  # one checkpoint tuned for NFE 1 and 2
         if method == "reflow":
             overrides.update({"method.pair_nfe": 8, "train.lr": 1e-3})
         else:
@@ -212,10 +214,18 @@ def test_finetuned_checkpoints_round_trip_and_drive_the_policy_api(ft_runs):
         assert name.startswith(payload["config"]["method"]["kind"]) and payload["source_checkpoint"]
         if name != "reflow":
             assert result.history[-1]["sigma"] != pytest.approx(0.05)  # learned sigma moved
+        # each tuned NFE's reconstruction is trained and logged
+        assert ("recon_mse_nfe1" in result.history[-1]) == (name == "ft_mle")
         a = load_policy(result.checkpoint, seed=3).predict_action(obs)
         b = load_policy(result.checkpoint, seed=3).predict_action(obs)
         assert a.shape == (2, 8, 2) and np.array_equal(a, b)
         assert load_policy(result.checkpoint).nfe == 2
+        if name != "reflow":  # sampled at the inverse latents' spread (match_latent_std)
+            latents = torch.load(result.checkpoint.parent.parent / "latents.pt", weights_only=False)
+            want = round(latents["train"]["stats"]["std"], 4)
+            assert load_policy(result.checkpoint).noise_scale == want != 1.0
+        else:
+            assert load_policy(result.checkpoint).noise_scale == 1.0
 
 
 @pytest.mark.parametrize("run", ["ft_residual", "ft_residual_convex"])
@@ -269,10 +279,11 @@ def test_bench_and_robustness_tables(ft_runs, tiny_run, tmp_path):
         == 0
     )
     rows = list(csv.DictReader(open(tmp_path / "b" / "bench.csv")))
-    # FM and the reflowed field at each listed NFE; the fine-tuned runs at the NFE they were tuned for (2)
+    # FM and the reflowed field at each listed NFE; the fine-tuned runs at the NFEs they were tuned for
     assert [(r["method"], r["nfe"]) for r in rows] == [
         ("FM", "1"),
         ("FM", "2"),
+        ("FT-FM", "1"),
         ("FT-FM", "2"),
         ("ResFT-FM", "2"),
         ("Reflow", "1"),
@@ -415,3 +426,14 @@ def test_reflow_pairs_are_the_pretrained_flows_samples_and_its_loss_drops(ft_run
         with torch.no_grad():
             fit[name] = model.pretrain_loss(model.condition(cond_all), a_hat, "uniform", x0=z).item()
     assert fit["reflowed"] < 0.7 * fit["pretrained"]
+
+
+def test_tuned_nfes_must_fit_the_solver():
+    from fmpolicy.errors import UserError
+    from fmpolicy.policy.finetune import tuned_nfes
+
+    cfg = compose({"method": "ft_mle", "inference.nfe": 2, "method.extra_nfes": [1, 4]})
+    assert tuned_nfes(cfg) == [1, 2, 4]
+    cfg = compose({"method": "ft_mle", "inference.solver": "midpoint", "inference.nfe": 2, "method.extra_nfes": [1]})
+    with pytest.raises(UserError, match=r"method.extra_nfes \[1\]: midpoint spends 2 evaluations a step"):
+        tuned_nfes(cfg)

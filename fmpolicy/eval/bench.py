@@ -26,7 +26,7 @@ from fmpolicy.eval.video import write_video
 from fmpolicy.plotting import figure, save
 from fmpolicy.policy.api import Policy, model_from_checkpoint
 from fmpolicy.policy.checkpoint import load_checkpoint
-from fmpolicy.policy.finetune import invert_windows, pretrained_reference
+from fmpolicy.policy.finetune import invert_windows, pretrained_reference, tuned_nfes
 from fmpolicy.policy.model import FlowSampling
 from fmpolicy.policy.solvers import EVALS_PER_STEP
 from fmpolicy.policy.train import obs_to_device
@@ -57,7 +57,7 @@ def operating_points(
         points = {"ddpm": ("ddpm", run_cfg["method"]["train_timesteps"]), "ddim": ("ddim", 10)}
         return [points[s] for s in diffusion]
     if own_only and kind.startswith("ft_"):
-        return [(inf["solver"], inf["nfe"])]
+        return [(inf["solver"], n) for n in tuned_nfes(run_cfg)]
     return [(inf["solver"], n) for n in nfes if n % EVALS_PER_STEP[inf["solver"]] == 0]
 
 
@@ -117,7 +117,9 @@ def bench(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
             if held is not None and reference is not None:
                 cond = model.condition(obs_to_device(held.obs, policy.device))
                 action = model.action_norm.normalize(torch.from_numpy(held.act).to(policy.device))
-                errs = reconstruction_errors(model, cond, action, held.latents(reference), solver, [nfe])
+                errs = reconstruction_errors(
+                    model, cond, action, held.latents(reference), solver, [nfe], noise_scale=policy.noise_scale
+                )
                 row["recon_mse_inverse"] = errs["inverse"][nfe]
                 row["recon_mse_independent"] = errs["independent"][nfe]
             results, videos, steps_per_s = rollout_episodes(
@@ -266,7 +268,15 @@ def robustness(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
         if isinstance(model, FlowSampling):
             obs = obs_to_device(held.obs, policy.device)
             sens = sensitivity(
-                model, obs, solver, nfe, rc["latent_samples"], rc["state_delta"], rc["field_noise"], ec["noise_seed"]
+                model,
+                obs,
+                solver,
+                nfe,
+                rc["latent_samples"],
+                rc["state_delta"],
+                rc["field_noise"],
+                ec["noise_seed"],
+                noise_scale=policy.noise_scale,
             )
             sens_rows.append({"method": name, "kind": run_cfg["method"]["kind"], "solver": solver, "nfe": nfe, **sens})
             print(f"{name:>10} {solver:>6} NFE {nfe:>3}  " + "  ".join(f"{k} {v:.4g}" for k, v in sens.items()))

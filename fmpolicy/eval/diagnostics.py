@@ -61,9 +61,11 @@ def reconstruction_errors(
     solver: str,
     nfes: list[int],
     seed: int = 0,
+    noise_scale: float = 1.0,
 ) -> dict[str, dict[int, float]]:
+    """Held-out MSE from each window's inverse latent and from fresh noise at the policy's ``noise_scale``."""
     gen = torch.Generator().manual_seed(seed)
-    fresh = torch.randn(action.shape, generator=gen).to(action.device)
+    fresh = noise_scale * torch.randn(action.shape, generator=gen).to(action.device)
     out: dict[str, dict[int, float]] = {"inverse": {}, "independent": {}}
     for nfe in nfes:
         if nfe % EVALS_PER_STEP[solver]:
@@ -137,7 +139,9 @@ def diagnose(
             ((reference.sample(cond, latents, dc["inverse_solver"], dc["inverse_nfe"]) - action) ** 2).mean().item()
         )
     solver = cfg["inference"]["solver"]
-    recon = reconstruction_errors(model, cond, action, latents, solver, dc["nfes"])
+    recon = reconstruction_errors(
+        model, cond, action, latents, solver, dc["nfes"], noise_scale=cfg["inference"]["noise_scale"]
+    )
     n_cert = min(dc["certificate_samples"], len(idx))
     noise = torch.randn((n_cert, *action.shape[1:]), generator=torch.Generator().manual_seed(1)).to(device)
     cert = contraction_certificate(

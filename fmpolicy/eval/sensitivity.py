@@ -66,10 +66,19 @@ def chunk_rms(diff: torch.Tensor) -> torch.Tensor:
     return diff.flatten(1).pow(2).mean(1).sqrt()
 
 
-def latent_spread(model: FlowSampling, cond: torch.Tensor, solver: str, nfe: int, samples: int, seed: int = 0) -> float:
+def latent_spread(
+    model: FlowSampling,
+    cond: torch.Tensor,
+    solver: str,
+    nfe: int,
+    samples: int,
+    seed: int = 0,
+    noise_scale: float = 1.0,
+) -> float:
     """Mean over observations and entries of the output's std over ``samples`` latents per observation."""
     shape = (model.horizon, model.action_dim)
-    z = torch.randn((len(cond) * samples, *shape), generator=torch.Generator().manual_seed(seed)).to(cond.device)
+    gen = torch.Generator().manual_seed(seed)
+    z = noise_scale * torch.randn((len(cond) * samples, *shape), generator=gen).to(cond.device)
     out = solve(model, cond.repeat_interleave(samples, 0), z, solver, nfe)
     return out.view(len(cond), samples, *shape).std(1).mean().item()
 
@@ -113,6 +122,7 @@ def sensitivity(
     state_delta: float,
     field_noise: list[float],
     seed: int = 0,
+    noise_scale: float = 1.0,
 ) -> dict[str, Any]:
     """All three measures on observations ``obs`` (tensors on the model's device), as one table row.
 
@@ -121,9 +131,10 @@ def sensitivity(
     ``fmpolicy diagnose`` measures).
     """
     cond = model.condition(obs)
-    z = torch.randn((len(cond), model.horizon, model.action_dim), generator=torch.Generator().manual_seed(seed))
-    z = z.to(cond.device)
-    row: dict[str, Any] = {"latent_spread": latent_spread(model, cond, solver, nfe, latent_samples, seed + 1)}
+    shape = (len(cond), model.horizon, model.action_dim)
+    z = noise_scale * torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(cond.device)
+    spread = latent_spread(model, cond, solver, nfe, latent_samples, seed + 1, noise_scale)
+    row: dict[str, Any] = {"latent_spread": spread}
     row.update(
         {f"{STATE_GAIN}{t:.4g}": g for t, g in state_gains(model, cond, z, solver, nfe, state_delta, seed + 2).items()}
     )

@@ -70,6 +70,7 @@ class Policy:
         self.action_dim: int = model.action_dim
         self.solver: str = cfg["inference"]["solver"]
         self.nfe: int = cfg["inference"]["nfe"]
+        self.noise_scale = float(cfg["inference"]["noise_scale"])
         self.seed = seed
         self.generator = torch.Generator(device="cpu")
         self.reset()
@@ -86,10 +87,10 @@ class Policy:
     def _noise(self, batch: int) -> torch.Tensor:
         shape = (self.horizon, self.action_dim)
         if self.row_generators is None:
-            return torch.randn((batch, *shape), generator=self.generator)
+            return self.noise_scale * torch.randn((batch, *shape), generator=self.generator)
         if len(self.row_generators) != batch:
             raise UserError(f"batch of {batch} observations after reset() with {len(self.row_generators)} episodes")
-        return torch.stack([torch.randn(shape, generator=g) for g in self.row_generators])
+        return self.noise_scale * torch.stack([torch.randn(shape, generator=g) for g in self.row_generators])
 
     def _obs_tensors(self, obs: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Checks every ``shape_meta`` key is there with shape ``(batch, n_obs_steps, *shape)``."""

@@ -28,10 +28,24 @@ from fmpolicy.policy.api import model_from_checkpoint
 from fmpolicy.policy.checkpoint import load_checkpoint, save_checkpoint
 from fmpolicy.policy.device import module_device, resolve_device
 from fmpolicy.policy.model import FlowModel, FlowSampling, build_model
+from fmpolicy.policy.solvers import EVALS_PER_STEP
 from fmpolicy.policy.train import TrainResult, make_batch, train, validation_batches
 
 PAIRINGS = ("inverse", "independent")
 FINETUNE_KINDS = ("ft_mle", "ft_residual", "reflow")
+
+
+def tuned_nfes(cfg: dict[str, Any]) -> list[int]:
+    """The NFEs a reconstruction-tuned checkpoint is trained for: ``inference.nfe`` and ``method.extra_nfes``."""
+    nfe, solver = cfg["inference"]["nfe"], cfg["inference"]["solver"]
+    nfes = sorted({nfe, *cfg["method"].get("extra_nfes", [])})
+    bad = [n for n in nfes if n % EVALS_PER_STEP[solver]]
+    if bad:
+        raise UserError(
+            f"method.extra_nfes {bad}: {solver} spends {EVALS_PER_STEP[solver]} evaluations a step; "
+            f"use multiples of {EVALS_PER_STEP[solver]}"
+        )
+    return nfes
 
 
 @torch.no_grad()
@@ -112,7 +126,7 @@ class ReconstructionObjective(nn.Module):
         self.pairing = mc["pairing"]
         self.fm_weight = float(mc["fm_weight"])
         self.time_sampler = cfg["train"]["time_sampler"]
-        self.solver, self.nfe = cfg["inference"]["solver"], cfg["inference"]["nfe"]
+        self.solver, self.nfe, self.nfes = cfg["inference"]["solver"], cfg["inference"]["nfe"], tuned_nfes(cfg)
         sc = mc["sigma"]
         shape = () if sc["shape"] == "scalar" else (model.action_dim,)
         if sc["shape"] not in ("scalar", "per_dim") or sc["mode"] not in ("fixed", "learned"):
@@ -137,9 +151,13 @@ class ReconstructionObjective(nn.Module):
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         cond = self.model.condition(batch["obs"])
         a = self.model.action_norm.normalize(batch["action"])
-        a_hat = self.model.sample(cond, self.latent(batch["index"], a, batch["split"]), self.solver, self.nfe)
-        loss = flow.gaussian_nll(a, a_hat, self.log_sigma)
-        logs = {"recon_mse": ((a_hat - a) ** 2).mean().item(), "sigma": self.log_sigma.exp().mean().item()}
+        z = self.latent(batch["index"], a, batch["split"])
+        logs = {"sigma": self.log_sigma.exp().mean().item()}
+        loss = torch.zeros((), device=a.device)
+        for nfe in self.nfes:  # one latent, every tuned NFE's reconstruction: the NLLs averaged
+            a_hat = self.model.sample(cond, z, self.solver, nfe)
+            loss = loss + flow.gaussian_nll(a, a_hat, self.log_sigma) / len(self.nfes)
+            logs["recon_mse" if nfe == self.nfe else f"recon_mse_nfe{nfe}"] = ((a_hat - a) ** 2).mean().item()
         if self.fm_weight > 0:
             fm = self.model.pretrain_loss(cond, a, self.time_sampler)
             loss = loss + self.fm_weight * fm
@@ -246,6 +264,10 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
                 f"latents of {stats['n']} training windows: mean {stats['mean']:+.3f}, std {stats['std']:.3f} "
                 f"(N(0, I) has 0, 1; per-entry std {stats['std_min_entry']:.3f}..{stats['std_max_entry']:.3f})"
             )
+            if mc["match_latent_std"]:
+                # The decoder learns from latents of this spread; fed wider N(0, I) noise it extrapolates.
+                cfg["inference"]["noise_scale"] = round(stats["std"], 4)
+                print(f"inference.noise_scale = {stats['std']:.4f}: the policy samples latents at their spread")
         objective = ReconstructionObjective(model, cfg, latents)
     return train(
         cfg,
