@@ -388,6 +388,7 @@ RULES: dict[str, Rule] = {
     "speed.rollout_nfe": _integer(1),
     "method.inverse_nfe": _integer(1),
     "method.extra_nfes": _each(_integer(1), empty=True),
+    "method.residual.time_power": _number(1.0, at_least=0),
     "method.pair_nfe": _integer(1),
     "diagnose.inverse_nfe": _integer(1),
     "eval.episodes": _integer(1),

@@ -437,3 +437,36 @@ def test_tuned_nfes_must_fit_the_solver():
     cfg = compose({"method": "ft_mle", "inference.solver": "midpoint", "inference.nfe": 2, "method.extra_nfes": [1]})
     with pytest.raises(UserError, match=r"method.extra_nfes \[1\]: midpoint spends 2 evaluations a step"):
         tuned_nfes(cfg)
+
+
+def test_time_gated_residual_contracts_at_eps_t_to_the_p_and_vanishes_at_t0():
+    from fmpolicy.policy.model import build_model
+
+    cfg = compose(
+        {
+            "task": "pusht_lowdim",
+            "method": "ft_residual",
+            "policy.down_dims": [16, 32],
+            "policy.n_groups": 4,
+            "method.residual.eps": 0.2,
+            "method.residual.time_power": 2,
+        }
+    )
+    model = build_model(cfg)
+    torch.manual_seed(0)
+    with torch.no_grad():  # a residual far from its start, so the check sees a real P
+        model.residual.mlp[-1].weight.normal_(0.0, 0.1)
+    cond = torch.randn(1, model.base.obs_encoder.out_dim)
+    x = torch.randn(1, model.horizon, model.action_dim)
+    for t in (0.0, 0.5, 0.9):
+        tt = torch.full((1,), t)
+        jac = torch.autograd.functional.jacobian(
+            lambda y, tt=tt: model.gated_residual(y, tt, cond).flatten(), x
+        ).flatten(1)
+        top = torch.linalg.eigvalsh(0.5 * (jac + jac.T)).max().item()
+        assert model.rate(t) == pytest.approx(0.2 * t**2)
+        assert top <= -model.rate(t) + 1e-6
+        if t == 0.0:
+            assert torch.equal(model.velocity(x, tt, cond), model.base.velocity(x, tt, cond))
+        else:
+            assert top < -1e-3  # it does contract once the gate opens
