@@ -34,3 +34,12 @@ ev "$OUT/multi12" "$OUT/multi12/eval2"
 ev "$OUT/multi12" "$OUT/multi12/eval1" eval.nfe=1
 ev "$OUT/mid2" "$OUT/mid2/eval"
 .venv/bin/python scripts/experiments/pusht_ft_settings.py "$OUT" docs/results
+# contraction knobs: ResFT-FM with a larger eps, and with the residual gated by t^2, then robustness
+for v in "e01p0 0.1 0" "e01p2 0.1 2" "e05p2 0.5 2"; do
+  set -- $v
+  [ -f "$OUT/res_$1/train_summary.json" ] || $F finetune checkpoint="$BASE/fm" method=ft_residual inference.nfe=2 $FT \
+    method.residual.eps="$2" method.residual.time_power="$3" out="$OUT/res_$1" 2>/dev/null | tail -2
+done
+$F robustness "bench.runs={ResFT-e0.1: $OUT/res_e01p0, ResFT-e0.1-t2: $OUT/res_e01p2, ResFT-e0.5-t2: $OUT/res_e05p2}" \
+  'robustness.obs_noise=[0.0,4.0]' 'robustness.perturbations={action_noise: [30.0], block_displaced: [80.0]}' \
+  eval.episodes=100 diagnose.windows=128 out="$OUT/robust_knobs"
