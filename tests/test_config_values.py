@@ -193,7 +193,7 @@ def test_validator_tolerates_missing_sections():
 
 
 def test_every_rule_names_a_real_key():
-    cfgs = [compose({"task": "pusht_lowdim", "method": m}) for m in ("fm", "ft_mle", "reflow")]
+    cfgs = [compose({"task": "pusht_lowdim", "method": m}) for m in ("fm", "ft_mle", "ft_residual", "reflow")]
     for key in RULES:
         assert any(_lookup(cfg, key) is not _MISSING for cfg in cfgs), key
 
