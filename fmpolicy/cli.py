@@ -132,12 +132,10 @@ def cmd_eval(overrides: dict[str, Any]) -> None:
     overrides.setdefault("out", str(_run_dir(ckpt) / "eval"))
     payload, cfg = _checkpoint_config(ckpt, overrides)
     inf, ec = cfg["inference"], cfg["eval"]
-    if cfg["method"]["kind"].startswith("ft_") and (
-        (ec["solver"] or inf["solver"]) != inf["solver"] or (ec["nfe"] or inf["nfe"]) not in tuned_nfes(cfg)
-    ):
-        nfes = " and ".join(map(str, tuned_nfes(cfg)))
+    tuned = tuned_nfes(cfg) if cfg["method"]["kind"].startswith("ft_") else None
+    if tuned and ((ec["solver"] or inf["solver"]) != inf["solver"] or (ec["nfe"] or inf["nfe"]) not in tuned):
         print(
-            f"note: this checkpoint was fine-tuned for {inf['solver']} at NFE {nfes}; "
+            f"note: this checkpoint was fine-tuned for {inf['solver']} at NFE {' and '.join(map(str, tuned))}; "
             "at other settings it is not what it was trained for"
         )
     metrics = evaluate_checkpoint(payload, cfg, Path(cfg["out"]))

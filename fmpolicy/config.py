@@ -433,9 +433,10 @@ _SOLVERS: dict[str, tuple[tuple[str, ...], str]] = {
     "method.pair_solver": (("method.pair_solver",), "flow"),
 }
 
-# NFE key -> the keys whose first non-null value is the solver spending it
+# NFE key (one NFE or a list) -> the keys whose first non-null value is the solver spending it
 _NFE_SOLVER: dict[str, tuple[str, ...]] = {
     "inference.nfe": ("inference.solver",),
+    "method.extra_nfes": ("inference.solver",),
     "eval.nfe": ("eval.solver", "inference.solver"),
     "deploy.nfe": ("inference.solver",),
     "method.inverse_nfe": ("method.inverse_solver",),
@@ -468,16 +469,18 @@ def _check_solver(cfg: dict[str, Any], key: str) -> str | None:
 
 
 def _check_nfe_multiple(cfg: dict[str, Any], key: str) -> str | None:
-    nfe = _lookup(cfg, key)
-    if nfe is _MISSING or nfe is None:
+    value = _lookup(cfg, key)
+    if value is _MISSING or value is None:
         return None
     solver_key, solver = _first(cfg, _NFE_SOLVER[key])
     per = _ode_solvers().get(solver)
-    if per is None or nfe % per == 0:  # diffusion samplers have no multiple rule; unknown names are reported above
-        return None
+    nfes = value if isinstance(value, list) else [value]
+    if per is None or all(n % per == 0 for n in nfes):  # diffusion samplers have no multiple rule; unknown names
+        return None  # are reported above
+    fixed = [-(-n // per) * per for n in nfes]
     return (
-        f"{key}={nfe}: solver {solver} ({solver_key}) spends {per} evaluations per step, so the NFE must be a "
-        f"multiple of {per} (e.g. {key}={-(-nfe // per) * per})"
+        f"{key}={_fmt(value)}: solver {solver} ({solver_key}) spends {per} evaluations per step, so the NFE must be "
+        f"a multiple of {per} (e.g. {key}={_fmt(fixed if isinstance(value, list) else fixed[0])})"
     )
 
 
