@@ -376,6 +376,8 @@ RULES: dict[str, Rule] = {
     "train.log_every": _integer(1),
     "inference.nfe": _integer(1),
     "inference.noise_scale": _number(1.0, above=0),
+    "inference.temperature": _number(1.0, above=0),
+    "bench.temperature": _optional(_number(1.0, above=0), 0.7),  # null: each run's own
     "eval.nfe": _optional(_integer(1), 10),  # null: the checkpoint's inference.nfe
     "deploy.nfe": _optional(_integer(1), 10),
     "robustness.nfe": _optional(_integer(1), 10),

@@ -139,3 +139,15 @@ def test_bench_takes_its_eval_settings_from_the_runs_task(tiny_run, tmp_path):
     assert cfg["eval"]["vector_env"] == "async" and cfg["eval"]["n_envs"] == 8
     given = _compose_for_runs({"bench.runs": {"X": str(tmp_path / "other_task.pt")}, "task": "pusht_lowdim"})
     assert given["eval"]["vector_env"] == "sync" and given["eval"]["n_envs"] == 50
+
+
+def test_bench_temperature_overrides_every_runs_own(tiny_run):
+    from fmpolicy.config import compose
+    from fmpolicy.eval.bench import load_runs
+
+    _, result = tiny_run
+    runs = {"A": str(result.checkpoint)}
+    own = load_runs(compose({"task": "pusht_lowdim", "bench.runs": runs}))
+    assert own["A"][1]["inference"]["temperature"] == 1.0
+    cold = load_runs(compose({"task": "pusht_lowdim", "bench.runs": runs, "bench.temperature": "0.7"}))
+    assert cold["A"][1]["inference"]["temperature"] == 0.7

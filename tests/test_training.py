@@ -3,6 +3,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import torch
 
 from fmpolicy.policy import Policy, load_policy
@@ -36,17 +37,18 @@ def test_checkpoint_holds_everything_and_reproduces_predictions(tiny_run, real_z
     assert np.array_equal(first, policy.predict_action(obs))  # reset reseeds
 
 
-def test_noise_scale_scales_the_initial_latent(tiny_run):
+def test_noise_scale_and_temperature_scale_the_initial_latent(tiny_run):
     cfg, result = tiny_run
     payload = load_checkpoint(result.checkpoint)
     obs = {"keypoint": np.random.default_rng(1).uniform(100, 400, (2, 2, 9, 2)), "agent_pos": np.full((2, 2, 2), 250.0)}
     policy = load_policy(result.checkpoint, seed=3)
     z = torch.randn((2, 16, 2), generator=torch.Generator().manual_seed(3))
     cond = policy.model.condition(policy._obs_tensors(obs))
-    for scale in (1.0, 0.5):
-        payload["config"]["inference"]["noise_scale"] = scale
+    for scale, temperature in ((1.0, 1.0), (0.5, 1.0), (0.9, 0.7)):
+        payload["config"]["inference"].update(noise_scale=scale, temperature=temperature)
         scaled = Policy(policy.model, payload["config"], seed=3)
-        want = policy.model.action_norm.unnormalize(policy.model.sample(cond, scale * z, "euler", 10))
+        assert scaled.latent_std == pytest.approx(scale * temperature)
+        want = policy.model.action_norm.unnormalize(policy.model.sample(cond, scale * temperature * z, "euler", 10))
         np.testing.assert_allclose(scaled.predict_action_chunk(obs), want.detach().numpy(), rtol=1e-5, atol=1e-4)
 
 

@@ -44,6 +44,8 @@ def load_runs(cfg: dict[str, Any]) -> dict[str, tuple[dict[str, Any], dict[str, 
         for section in ("eval", "bench", "robustness", "diagnose"):
             run_cfg[section] = cfg[section]
         run_cfg["dataset"]["path"] = cfg["dataset"]["path"] or run_cfg["dataset"]["path"]
+        if cfg["bench"]["temperature"] is not None:
+            run_cfg["inference"]["temperature"] = cfg["bench"]["temperature"]
         out[name] = (payload, run_cfg)
     return out
 
@@ -118,7 +120,7 @@ def bench(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
                 cond = model.condition(obs_to_device(held.obs, policy.device))
                 action = model.action_norm.normalize(torch.from_numpy(held.act).to(policy.device))
                 errs = reconstruction_errors(
-                    model, cond, action, held.latents(reference), solver, [nfe], noise_scale=policy.noise_scale
+                    model, cond, action, held.latents(reference), solver, [nfe], noise_scale=policy.latent_std
                 )
                 row["recon_mse_inverse"] = errs["inverse"][nfe]
                 row["recon_mse_independent"] = errs["independent"][nfe]
@@ -276,7 +278,7 @@ def robustness(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
                 rc["state_delta"],
                 rc["field_noise"],
                 ec["noise_seed"],
-                noise_scale=policy.noise_scale,
+                noise_scale=policy.latent_std,
             )
             sens_rows.append({"method": name, "kind": run_cfg["method"]["kind"], "solver": solver, "nfe": nfe, **sens})
             print(f"{name:>10} {solver:>6} NFE {nfe:>3}  " + "  ".join(f"{k} {v:.4g}" for k, v in sens.items()))

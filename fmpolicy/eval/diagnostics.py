@@ -22,6 +22,7 @@ from torch.func import jacrev, vmap
 from fmpolicy.data.tasks import TaskData
 from fmpolicy.errors import UserError
 from fmpolicy.plotting import figure, save
+from fmpolicy.policy.api import sampling_std
 from fmpolicy.policy.device import resolve_device
 from fmpolicy.policy.finetune import invert_windows, latent_stats
 from fmpolicy.policy.model import FlowSampling
@@ -63,7 +64,7 @@ def reconstruction_errors(
     seed: int = 0,
     noise_scale: float = 1.0,
 ) -> dict[str, dict[int, float]]:
-    """Held-out MSE from each window's inverse latent and from fresh noise at the policy's ``noise_scale``."""
+    """Held-out MSE from each window's inverse latent and from fresh noise at the policy's sampling std."""
     gen = torch.Generator().manual_seed(seed)
     fresh = noise_scale * torch.randn(action.shape, generator=gen).to(action.device)
     out: dict[str, dict[int, float]] = {"inverse": {}, "independent": {}}
@@ -139,12 +140,10 @@ def diagnose(
         round_trip = (
             ((reference.sample(cond, latents, dc["inverse_solver"], dc["inverse_nfe"]) - action) ** 2).mean().item()
         )
-    solver = cfg["inference"]["solver"]
-    recon = reconstruction_errors(
-        model, cond, action, latents, solver, dc["nfes"], noise_scale=cfg["inference"]["noise_scale"]
-    )
+    solver, std = cfg["inference"]["solver"], sampling_std(cfg["inference"])
+    recon = reconstruction_errors(model, cond, action, latents, solver, dc["nfes"], noise_scale=std)
     n_cert = min(dc["certificate_samples"], len(idx))
-    noise = torch.randn((n_cert, *action.shape[1:]), generator=torch.Generator().manual_seed(1)).to(device)
+    noise = std * torch.randn((n_cert, *action.shape[1:]), generator=torch.Generator().manual_seed(1)).to(device)
     cert = contraction_certificate(
         model, cond[:n_cert], noise, dc["certificate_points"], reference if reference is not model else None
     )

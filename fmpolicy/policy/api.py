@@ -46,6 +46,11 @@ def model_from_checkpoint(payload: dict[str, Any], cfg: dict[str, Any] | None = 
     return model.eval()
 
 
+def sampling_std(inference: dict[str, Any]) -> float:
+    """Std the initial latent is drawn at: ``noise_scale`` (the latents' own spread) times ``temperature``."""
+    return float(inference["noise_scale"]) * float(inference.get("temperature", 1.0))
+
+
 class Policy:
     """Batched action-chunk policy in environment units.
 
@@ -70,7 +75,7 @@ class Policy:
         self.action_dim: int = model.action_dim
         self.solver: str = cfg["inference"]["solver"]
         self.nfe: int = cfg["inference"]["nfe"]
-        self.noise_scale = float(cfg["inference"]["noise_scale"])
+        self.latent_std = sampling_std(cfg["inference"])
         self.seed = seed
         self.generator = torch.Generator(device="cpu")
         self.reset()
@@ -87,10 +92,10 @@ class Policy:
     def _noise(self, batch: int) -> torch.Tensor:
         shape = (self.horizon, self.action_dim)
         if self.row_generators is None:
-            return self.noise_scale * torch.randn((batch, *shape), generator=self.generator)
+            return self.latent_std * torch.randn((batch, *shape), generator=self.generator)
         if len(self.row_generators) != batch:
             raise UserError(f"batch of {batch} observations after reset() with {len(self.row_generators)} episodes")
-        return self.noise_scale * torch.stack([torch.randn(shape, generator=g) for g in self.row_generators])
+        return self.latent_std * torch.stack([torch.randn(shape, generator=g) for g in self.row_generators])
 
     def _obs_tensors(self, obs: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Checks every ``shape_meta`` key is there with shape ``(batch, n_obs_steps, *shape)``."""

@@ -259,7 +259,10 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
             if mc["match_latent_std"]:
                 # The decoder learns from latents of this spread; fed wider N(0, I) noise it extrapolates.
                 cfg["inference"]["noise_scale"] = round(stats["std"], 4)
-                print(f"inference.noise_scale = {stats['std']:.4f}: the policy samples latents at their spread")
+                print(
+                    f"inference.noise_scale = {stats['std']:.4f}: the policy samples latents at their spread "
+                    f"(times inference.temperature = {cfg['inference']['temperature']})"
+                )
         objective = ReconstructionObjective(model, cfg, latents)
     return train(
         cfg,
