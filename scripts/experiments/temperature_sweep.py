@@ -58,8 +58,14 @@ def main(runs: Path, stem: Path, metric: str, stds: dict[str, float]) -> None:
     for name, points in curves.items():
         t = [p[0] for p in points]
         v = [p[1] for p in points]
-        ax.errorbar(t, v, yerr=[[x - p[2][0] for x, p in zip(v, points)], [p[2][1] - x for x, p in zip(v, points)]],
-                    marker="o", capsize=3, label=name)
+        ax.errorbar(
+            t,
+            v,
+            yerr=[[x - p[2][0] for x, p in zip(v, points)], [p[2][1] - x for x, p in zip(v, points)]],
+            marker="o",
+            capsize=3,
+            label=name,
+        )
     ax.set_xlabel("temperature (latent std / the run's latents' std)")
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} against sampling temperature (selection seeds)")
