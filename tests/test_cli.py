@@ -145,9 +145,9 @@ def test_bench_temperature_overrides_every_runs_own(tiny_run):
     from fmpolicy.config import compose
     from fmpolicy.eval.bench import load_runs
 
-    _, result = tiny_run
+    cfg, result = tiny_run
     runs = {"A": str(result.checkpoint)}
     own = load_runs(compose({"task": "pusht_lowdim", "bench.runs": runs}))
-    assert own["A"][1]["inference"]["temperature"] == 1.0
-    cold = load_runs(compose({"task": "pusht_lowdim", "bench.runs": runs, "bench.temperature": "0.7"}))
-    assert cold["A"][1]["inference"]["temperature"] == 0.7
+    assert own["A"][1]["inference"]["temperature"] == cfg["inference"]["temperature"] == 0.8  # Push-T's own
+    cold = load_runs(compose({"task": "pusht_lowdim", "bench.runs": runs, "bench.temperature": "0.6"}))
+    assert cold["A"][1]["inference"]["temperature"] == 0.6

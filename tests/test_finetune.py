@@ -223,9 +223,14 @@ def test_finetuned_checkpoints_round_trip_and_drive_the_policy_api(ft_runs):
         if name != "reflow":  # sampled at the inverse latents' spread (match_latent_std)
             latents = torch.load(result.checkpoint.parent.parent / "latents.pt", weights_only=False)
             want = round(latents["train"]["stats"]["std"], 4)
-            assert load_policy(result.checkpoint).noise_scale == want != 1.0
+            assert payload["config"]["inference"]["noise_scale"] == want != 1.0
         else:
-            assert load_policy(result.checkpoint).noise_scale == 1.0
+            assert payload["config"]["inference"]["noise_scale"] == 1.0
+        # the task's temperature (Push-T: 0.8) scales whatever std the checkpoint samples at
+        temperature = payload["config"]["inference"]["temperature"]
+        assert temperature == 0.8
+        want_std = payload["config"]["inference"]["noise_scale"] * temperature
+        assert load_policy(result.checkpoint).latent_std == pytest.approx(want_std)
 
 
 @pytest.mark.parametrize("run", ["ft_residual", "ft_residual_convex"])

@@ -26,6 +26,10 @@ def _value(m: dict, key: str) -> tuple[float, list[float]]:
     return src[key], src[ci]
 
 
+def _cell(value: float, ci: list[float]) -> str:
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
 def main(runs: Path, stem: Path, metric: str, stds: dict[str, float]) -> None:
     curves: dict[str, list[tuple[float, float, list[float], dict]]] = defaultdict(list)
     for path in sorted(runs.glob("sel_*/metrics.json")):
@@ -37,19 +41,16 @@ def main(runs: Path, stem: Path, metric: str, stds: dict[str, float]) -> None:
         temperature = round(scale / stds.get(run, 1.0), 2)
         value, ci = _value(m, metric)
         curves[f"{run}, NFE {match['nfe']}"].append((temperature, value, ci, m))
-    lines = [
-        f"| run | temperature | latent std | episodes | {metric} [95% CI] | success [95% CI] |",
-        "|---|---|---|---|---|---|",
-    ]
+    extra = metric not in ("score", "success_rate")
+    head = "| run | temperature | latent std | episodes | score [95% CI] | success [95% CI] |"
+    lines = [head + (f" {metric} [95% CI] |" if extra else ""), "|---" * (7 if extra else 6) + "|"]
     for name, points in curves.items():
         points.sort()
         for temperature, value, ci, m in points:
             std = stds.get(name.split(",")[0], 1.0) * temperature
-            succ = f"{m['success_rate']:.2f} [{m['success_ci95'][0]:.2f}, {m['success_ci95'][1]:.2f}]"
-            lines.append(
-                f"| {name} | {temperature:.2f} | {std:.3f} | {m['n_episodes']} | "
-                f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] | {succ} |"
-            )
+            cells = [_cell(m["score"], m["score_ci95"]), _cell(m["success_rate"], m["success_ci95"])]
+            cells += [_cell(value, ci)] if extra else []
+            lines.append(f"| {name} | {temperature:.2f} | {std:.3f} | {m['n_episodes']} | " + " | ".join(cells) + " |")
     stem.parent.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -68,7 +69,7 @@ def main(runs: Path, stem: Path, metric: str, stds: dict[str, float]) -> None:
         )
     ax.set_xlabel("temperature (latent std / the run's latents' std)")
     ax.set_ylabel(metric)
-    ax.set_title(f"{metric} against sampling temperature (selection seeds)")
+    ax.set_title(f"{metric} against sampling temperature (selection seeds)", fontsize=10)
     ax.legend()
     save(fig, stem.with_suffix(".png"))
 
