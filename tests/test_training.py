@@ -52,6 +52,15 @@ def test_noise_scale_and_temperature_scale_the_initial_latent(tiny_run):
         np.testing.assert_allclose(scaled.predict_action_chunk(obs), want.detach().numpy(), rtol=1e-5, atol=1e-4)
 
 
+def test_load_policy_fills_inference_keys_an_older_checkpoint_lacks(tiny_run, tmp_path):
+    _, result = tiny_run
+    payload = load_checkpoint(result.checkpoint)
+    for key in ("noise_scale", "temperature"):  # written before these keys existed
+        del payload["config"]["inference"][key]
+    torch.save(payload, tmp_path / "old.pt")
+    assert load_policy(tmp_path / "old.pt").latent_std == 1.0
+
+
 def test_training_resumes_after_being_killed(tmp_path, real_zarr):
     """Kill a run after its first checkpoint; the rerun resumes and matches an uninterrupted run."""
     args = [

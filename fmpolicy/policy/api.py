@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fmpolicy.config import compose
 from fmpolicy.errors import UserError
 from fmpolicy.policy.checkpoint import load_checkpoint
 from fmpolicy.policy.device import resolve_device
@@ -48,7 +49,7 @@ def model_from_checkpoint(payload: dict[str, Any], cfg: dict[str, Any] | None = 
 
 def sampling_std(inference: dict[str, Any]) -> float:
     """Std the initial latent is drawn at: ``noise_scale`` (the latents' own spread) times ``temperature``."""
-    return float(inference["noise_scale"]) * float(inference.get("temperature", 1.0))
+    return float(inference["noise_scale"]) * float(inference["temperature"])
 
 
 class Policy:
@@ -149,6 +150,11 @@ def _pad_rows(t: torch.Tensor, rows: int) -> torch.Tensor:
 
 
 def load_policy(path: str | Path, seed: int = 0, device: str = "cpu", ema: bool = True) -> Policy:
-    """Rebuild a policy from a checkpoint file (or a run folder) alone."""
+    """Rebuild a policy from a checkpoint file (or a run folder) alone.
+
+    Its config is laid over today's defaults, as every command does, so keys added since it was
+    written (``inference.noise_scale``, ``inference.temperature``, ...) take their default values.
+    """
     payload = load_checkpoint(path)
-    return Policy(model_from_checkpoint(payload, ema=ema), payload["config"], seed=seed, device=device)
+    cfg = compose({}, base=payload["config"])
+    return Policy(model_from_checkpoint(payload, cfg, ema=ema), cfg, seed=seed, device=device)
