@@ -3,6 +3,10 @@
 For a demonstration ``(o, a)`` and a latent ``z`` (its pairing), the inference
 solver with the inference NFE maps ``z`` to ``a_hat`` differentiably; the loss
 is ``gaussian_nll(a, a_hat, log_sigma)`` (``flow.py``) plus an optional FM term.
+``method.sample_weight`` adds the same NLL on the pretrained flow's own samples: pairs
+``(z ~ N(0, I), a_hat = accurate solve from z)``, so ``z`` is exactly ``a_hat``'s inverse
+latent and the few-step decoder also learns the latents it is fed at inference, not only
+the inverse latents of the demonstrations (which are narrower and heavier-tailed).
 ``method.kind = ft_mle`` updates every velocity-field parameter;
 ``ft_residual`` trains only the contracting residual on a frozen base. ``reflow``
 (the baseline a user would pick for few-step inference, ``reflow.py``) retrains
@@ -107,7 +111,13 @@ class LatentBank:
 class ReconstructionObjective(nn.Module):
     """Gaussian NLL of the inference solver's reconstruction, optionally plus the FM loss."""
 
-    def __init__(self, model: FlowSampling, cfg: dict[str, Any], latents: dict[str, LatentBank] | None = None) -> None:
+    def __init__(
+        self,
+        model: FlowSampling,
+        cfg: dict[str, Any],
+        latents: dict[str, LatentBank] | None = None,
+        samples: dict[str, LatentBank] | None = None,
+    ) -> None:
         super().__init__()
         mc = cfg["method"]
         if mc["pairing"] not in PAIRINGS:
@@ -127,6 +137,10 @@ class ReconstructionObjective(nn.Module):
             torch.full(shape, float(np.log(sc["init"]))), requires_grad=sc["mode"] == "learned"
         )
         self.latents = latents or {}
+        self.sample_weight = float(mc.get("sample_weight", 0.0))
+        if self.sample_weight > 0 and not samples:
+            raise ValueError("method.sample_weight > 0 needs the pretrained flow's sample pairs")
+        self.samples = samples or {}
 
     def extra_state(self) -> dict[str, Any]:
         return {"log_sigma": self.log_sigma.detach().clone()}
@@ -150,6 +164,13 @@ class ReconstructionObjective(nn.Module):
             a_hat = self.model.sample(cond, z, self.solver, nfe)
             loss = loss + flow.gaussian_nll(a, a_hat, self.log_sigma) / len(self.nfes)
             logs["recon_mse" if nfe == self.nfe else f"recon_mse_nfe{nfe}"] = ((a_hat - a) ** 2).mean().item()
+        if self.sample_weight > 0:  # the pretrained flow's own samples, reconstructed from their exact latents
+            pair = self.samples[batch["split"]][batch["index"]].to(a.device)
+            for nfe in self.nfes:
+                s_hat = self.model.sample(cond, pair[:, 0], self.solver, nfe)
+                loss = loss + self.sample_weight * flow.gaussian_nll(pair[:, 1], s_hat, self.log_sigma) / len(self.nfes)
+                if nfe == self.nfe:
+                    logs["sample_recon_mse"] = ((s_hat - pair[:, 1]) ** 2).mean().item()
         if self.fm_weight > 0:
             fm = self.model.pretrain_loss(cond, a, self.time_sampler)
             loss = loss + self.fm_weight * fm
@@ -263,7 +284,12 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
                     f"inference.noise_scale = {stats['std']:.4f}: the policy samples latents at their spread "
                     f"(times inference.temperature = {cfg['inference']['temperature']})"
                 )
-        objective = ReconstructionObjective(model, cfg, latents)
+        samples = None
+        if float(mc.get("sample_weight", 0.0)) > 0:
+            from fmpolicy.policy.reflow import build_pairs
+
+            samples = build_pairs(pretrained, splits, cfg, out / "pairs.pt", progress)
+        objective = ReconstructionObjective(model, cfg, latents, samples)
     return train(
         cfg,
         objective,
