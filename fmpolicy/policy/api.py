@@ -93,10 +93,12 @@ class Policy:
     def _noise(self, batch: int) -> torch.Tensor:
         shape = (self.horizon, self.action_dim)
         if self.row_generators is None:
-            return self.latent_std * torch.randn((batch, *shape), generator=self.generator)
-        if len(self.row_generators) != batch:
+            unit = torch.randn((batch, *shape), generator=self.generator)
+        elif len(self.row_generators) != batch:
             raise UserError(f"batch of {batch} observations after reset() with {len(self.row_generators)} episodes")
-        return self.latent_std * torch.stack([torch.randn(shape, generator=g) for g in self.row_generators])
+        else:
+            unit = torch.stack([torch.randn(shape, generator=g) for g in self.row_generators])
+        return self.latent_std * unit
 
     def _obs_tensors(self, obs: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Checks every ``shape_meta`` key is there with shape ``(batch, n_obs_steps, *shape)``."""
