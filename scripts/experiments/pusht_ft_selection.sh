@@ -16,10 +16,11 @@ run() {
   [ -f "$OUT/$name/train_summary.json" ] ||
     $F finetune checkpoint="$BASE/fm" method=ft_mle inference.nfe=2 $FT "$@" out="$OUT/$name" 2>/dev/null | tail -2
   [ -f "$OUT/sel_$name/metrics.json" ] ||
-    $F eval checkpoint="$OUT/$name" eval.nfe=2 eval.episodes=100 eval.seed_start=200000 eval.videos=0 \
+    $F eval checkpoint="$OUT/$name" eval.episodes=100 eval.seed_start=200000 eval.videos=0 \
       out="$OUT/sel_$name" < /dev/null 2>/dev/null | tail -1
 }
 run sw1 train.steps=300 method.sample_weight=1.0   # NLL on the pretrained flow's own samples beside the data's
 run sw3 train.steps=300 method.sample_weight=3.0
 run st600 train.steps=600                           # the default objective, longer
 run st1200 train.steps=1200
+run st1200_nfe1 train.steps=1200 inference.nfe=1   # tuned for NFE 1 (evaluated at it)
