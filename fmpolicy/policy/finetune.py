@@ -137,7 +137,7 @@ class ReconstructionObjective(nn.Module):
             torch.full(shape, float(np.log(sc["init"]))), requires_grad=sc["mode"] == "learned"
         )
         self.latents = latents or {}
-        self.sample_weight = float(mc.get("sample_weight", 0.0))
+        self.sample_weight = float(mc["sample_weight"])
         if self.sample_weight > 0 and not samples:
             raise ValueError("method.sample_weight > 0 needs the pretrained flow's sample pairs")
         self.samples = samples or {}
@@ -154,23 +154,29 @@ class ReconstructionObjective(nn.Module):
             return torch.randn_like(like)
         return self.latents[split][batch_idx].to(like.device)
 
+    def reconstruction_nll(
+        self, cond: torch.Tensor, z: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[int, float]]:
+        """One latent, every tuned NFE's reconstruction of ``target``: the NLLs averaged, and each NFE's MSE."""
+        loss, mse = torch.zeros((), device=target.device), {}
+        for nfe in self.nfes:
+            a_hat = self.model.sample(cond, z, self.solver, nfe)
+            loss = loss + flow.gaussian_nll(target, a_hat, self.log_sigma) / len(self.nfes)
+            mse[nfe] = ((a_hat - target) ** 2).mean().item()
+        return loss, mse
+
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         cond = self.model.condition(batch["obs"])
         a = self.model.action_norm.normalize(batch["action"])
         z = self.latent(batch["index"], a, batch["split"])
         logs = {"sigma": self.log_sigma.exp().mean().item()}
-        loss = torch.zeros((), device=a.device)
-        for nfe in self.nfes:  # one latent, every tuned NFE's reconstruction: the NLLs averaged
-            a_hat = self.model.sample(cond, z, self.solver, nfe)
-            loss = loss + flow.gaussian_nll(a, a_hat, self.log_sigma) / len(self.nfes)
-            logs["recon_mse" if nfe == self.nfe else f"recon_mse_nfe{nfe}"] = ((a_hat - a) ** 2).mean().item()
+        loss, mse = self.reconstruction_nll(cond, z, a)
+        logs.update({"recon_mse" if nfe == self.nfe else f"recon_mse_nfe{nfe}": v for nfe, v in mse.items()})
         if self.sample_weight > 0:  # the pretrained flow's own samples, reconstructed from their exact latents
             pair = self.samples[batch["split"]][batch["index"]].to(a.device)
-            for nfe in self.nfes:
-                s_hat = self.model.sample(cond, pair[:, 0], self.solver, nfe)
-                loss = loss + self.sample_weight * flow.gaussian_nll(pair[:, 1], s_hat, self.log_sigma) / len(self.nfes)
-                if nfe == self.nfe:
-                    logs["sample_recon_mse"] = ((s_hat - pair[:, 1]) ** 2).mean().item()
+            sample_loss, mse = self.reconstruction_nll(cond, pair[:, 0], pair[:, 1])
+            loss = loss + self.sample_weight * sample_loss
+            logs["sample_recon_mse"] = mse[self.nfe]
         if self.fm_weight > 0:
             fm = self.model.pretrain_loss(cond, a, self.time_sampler)
             loss = loss + self.fm_weight * fm
@@ -285,7 +291,7 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
                     f"(times inference.temperature = {cfg['inference']['temperature']})"
                 )
         samples = None
-        if float(mc.get("sample_weight", 0.0)) > 0:
+        if mc["sample_weight"] > 0:
             from fmpolicy.policy.reflow import build_pairs
 
             samples = build_pairs(pretrained, splits, cfg, out / "pairs.pt", progress)
