@@ -77,7 +77,7 @@ def cmd_demos(overrides: dict[str, Any]) -> None:
     overrides = dict(overrides)
     if "task" not in overrides:
         raise UserError(f"no task given: pass task=NAME, one of {', '.join(available('task'))}")
-    for key in ("episodes", "seed_start", "min_coverage", "format"):
+    for key in ("episodes", "seed_start", "min_coverage", "format", "action_noise"):
         if key in overrides:
             overrides[f"demos.{key}"] = overrides.pop(key)
     out = overrides.pop("out", None)

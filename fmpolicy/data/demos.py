@@ -50,6 +50,10 @@ def generate_demos(cfg: dict[str, Any], out: str | Path, progress: bool = True) 
     suite = get_suite(task["suite"])
     if suite.expert is None:
         raise UserError(f"suite '{suite.name}' has no scripted expert: bring a dataset (dataset.path=...)")
+    if dc["action_noise"] and not suite.expert_action_noise:
+        raise UserError(
+            f"the expert of suite '{suite.name}' does not take demos.action_noise: leave it at 0 for this suite"
+        )
     fmt = dc.get("format", "zarr")
     if fmt not in FORMATS:
         raise UserError(f"demos.format '{fmt}' unknown: choose one of {', '.join(FORMATS)}")

@@ -168,7 +168,12 @@ def expert_episode(seed: int, cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray
     tasks = tuple(cfg["task"]["tasks"])
     env = _expert_env(tasks).env  # the expert drives the raw environment
     arrays, summary = run_expert_episode(
-        env, seed, list(tasks), cfg["task"]["max_episode_steps"], rng_order=cfg["demos"]["vary_order"]
+        env,
+        seed,
+        list(tasks),
+        cfg["task"]["max_episode_steps"],
+        rng_order=cfg["demos"]["vary_order"],
+        action_noise=cfg["demos"]["action_noise"],
     )
     summary["kept"] = bool(summary["success"])
     return {"state": arrays["observation"], "action": arrays["action"]}, summary
@@ -182,6 +187,7 @@ register(
         success_text="all tasks completed",
         metrics=kitchen_metrics,
         expert=expert_episode,
+        expert_action_noise=True,
         obs_noise_unit="rad or m",
         obs_range=lambda key: (-1.0, 1.0),
         histogram=("n_completed", "tasks completed in episode", None),

@@ -295,7 +295,7 @@ def _to_action(ctx: _Ctx, q: np.ndarray, dq: np.ndarray, obs_q: np.ndarray, grip
 
 
 def run_expert_episode(
-    env, seed: int, tasks: list[str], max_steps: int = 280, rng_order: bool = True
+    env, seed: int, tasks: list[str], max_steps: int = 280, rng_order: bool = True, action_noise: float = 0.0
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Run one scripted episode of FrankaKitchen-v1 and return its aligned observations/actions and a summary.
 
@@ -304,6 +304,11 @@ def run_expert_episode(
     (all orders can be drawn), else ``tasks`` as given.
     ``arrays["observation"][t]`` is the observation the action ``arrays["action"][t]`` was chosen from. The episode
     stops 3 steps after the env reports every task complete, or after ``max_steps``.
+
+    ``action_noise`` > 0 collects DART-style data: the env executes the expert's action plus Gaussian noise of that
+    standard deviation on the 7 arm joints (its own generator), while the clean action is recorded. The expert
+    corrects the drift it did not cause, so the data shows the way back to its path, which a cloned policy
+    needs once its own errors move it off that path.
     """
     for t in tasks:
         if t not in TASK_SCRIPTS:
@@ -342,12 +347,16 @@ def run_expert_episode(
     completion_steps: dict[str, int] = {}
     tail = None
     gen = commands()
+    noise_rng = np.random.default_rng([seed, 1])
     for step in range(max_steps):
         o = np.asarray(obs["observation"], dtype=np.float64)
         act = _action(ctx, next(gen), o[:9])
         observations.append(o.astype(np.float32))
         actions.append(act.astype(np.float32))
-        obs, _, terminated, truncated, info = env.step(act)
+        executed = act.copy()
+        if action_noise > 0:
+            executed[:7] = np.clip(executed[:7] + noise_rng.normal(0.0, action_noise, 7), -1.0, 1.0)
+        obs, _, terminated, truncated, info = env.step(executed)
         for task in info.get("episode_task_completions", []):
             if task not in completed:
                 completed.append(task)

@@ -58,7 +58,8 @@ class Suite:
     fresh ``EpisodeTracker``. ``metrics(results, task_cfg)``: suite extras over
     episodes (e.g. Kitchen's p1..p4), beside the generic score and success rate.
     ``expert(seed, cfg)``: ``(arrays keyed like the dataset, summary with success
-    and kept)`` or None. ``obs_noise_unit``: what observation noise is measured in.
+    and kept)`` or None; ``expert_action_noise``: whether it honours ``demos.action_noise``
+    (DART-style data: noisy actions executed, clean ones recorded). ``obs_noise_unit``: what observation noise is measured in.
     ``obs_range(key)``: value range of random observations for ``fmpolicy speed``.
     ``histogram``: the per-episode value plotted by ``eval`` (key, label, success threshold).
     ``perturbations``: the suite's own; ``register`` adds ``GENERIC_PERTURBATIONS`` (``action_noise``).
@@ -70,6 +71,7 @@ class Suite:
     success_text: str
     metrics: Callable[[list[dict[str, Any]], dict[str, Any]], dict[str, Any]] = lambda results, task: {}
     expert: Callable[[int, dict[str, Any]], tuple[dict[str, np.ndarray], dict[str, Any]]] | None = None
+    expert_action_noise: bool = False
     perturbations: dict[str, Perturbation] = field(default_factory=dict)
     obs_noise_unit: str = "observation units"
     obs_range: Callable[[str], tuple[float, float]] = lambda key: (-1.0, 1.0)
