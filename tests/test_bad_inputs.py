@@ -148,6 +148,11 @@ CASES = [
     ("out is a file", _out_is_file, ["is a file: pass a folder"]),
     ("train with a fine-tuning method", lambda t: [*TRAIN, "method=ft_mle", f"out={t}/r"], ["run 'fmpolicy finetune"]),
     ("demos without a task", lambda t: ["demos", "episodes=1", f"out={t}/d.zarr"], ["no task given"]),
+    (
+        "expert without DART noise",
+        lambda t: ["demos", "task=pusht_lowdim", "episodes=1", "action_noise=0.1", f"out={t}/d.zarr"],
+        ["suite 'pusht' does not take demos.action_noise"],
+    ),
     ("pipeline unknown source", lambda t: ["pipeline", "source=teacher", f"out={t}/p"], ["source 'teacher' unknown"]),
     # checkpoints and run folders
     ("checkpoint missing", lambda t: ["eval", f"checkpoint={t}/none.pt"], ["checkpoint not found"]),

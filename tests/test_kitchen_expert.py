@@ -10,9 +10,14 @@ TASKS = ["microwave", "kettle", "light switch", "slide cabinet"]
 
 
 class _InfoSpy(gym.Wrapper):
-    """Keeps the env's last info so the test can check it agrees with the expert's summary."""
+    """Keeps the env's last info and the actions it executed, to check them against the expert's record."""
+
+    def reset(self, **kwargs):
+        self.executed = []
+        return super().reset(**kwargs)
 
     def step(self, action):
+        self.executed.append(np.array(action))
         out = super().step(action)
         self.last_info = out[4]
         return out
@@ -42,4 +47,19 @@ def test_expert_completes_the_four_tasks_and_varies_with_the_seed():
     assert summary["order"] != TASKS and summary["order"][-1] == "microwave"
     assert summary["success"] and sorted(env.last_info["episode_task_completions"]) == sorted(TASKS)
     assert arrays["observation"].shape == (summary["steps"], 59) and summary["steps"] <= 280
+    env.close()
+
+
+def test_dart_noise_executes_noisy_arm_actions_and_records_the_clean_ones():
+    gym.register_envs(gymnasium_robotics)
+    env = _InfoSpy(gym.make("FrankaKitchen-v1", tasks_to_complete=TASKS, max_episode_steps=280))
+    clean, _ = run_expert_episode(env, 0, TASKS, max_steps=12, rng_order=False)
+    assert np.allclose(np.stack(env.executed), clean["action"])
+    noisy, _ = run_expert_episode(env, 0, TASKS, max_steps=12, rng_order=False, action_noise=0.2)
+    executed = np.stack(env.executed)
+    assert np.allclose(noisy["action"][0], clean["action"][0])  # same reset state, same clean first action
+    gap = executed - noisy["action"]
+    assert np.all(gap[:, 7:] == 0) and 0.1 < np.abs(gap[:, :7]).mean() < 0.3  # noise on the arm joints only
+    assert np.abs(executed).max() <= 1.0
+    assert not np.allclose(noisy["observation"][5:], clean["observation"][5:])  # the noise moved the arm
     env.close()
