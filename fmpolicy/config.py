@@ -401,6 +401,7 @@ RULES: dict[str, Rule] = {
     "eval.max_episode_steps": _optional(_integer(1), 300),  # null: the task's limit
     "deploy.steps": _integer(1),
     "demos.episodes": _integer(1),
+    "demos.action_noise": _number(0.0, at_least=0),
     "policy.horizon": _integer(1),
     "policy.n_obs_steps": _integer(1),
     "policy.n_action_steps": _integer(1),
