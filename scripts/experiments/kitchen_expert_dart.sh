@@ -14,7 +14,8 @@ STEPS=${STEPS:-7000}
 FT_STEPS=${FT_STEPS:-1200}
 TH="train.threads=$OMP_NUM_THREADS"
 EV="eval.episodes=100 eval.videos=2"
-[ -d "$OUT/demos.zarr" ] || $F demos task=kitchen_lowdim episodes=240 action_noise="$NOISE" demos.vary_order=false \
+[ -f "$OUT/demos.zarr.summary.json" ] ||  # written last: a half-written zarr is made again
+  $F demos task=kitchen_lowdim episodes=240 action_noise="$NOISE" demos.vary_order=false \
   out="$OUT/demos.zarr"
 $F train task=kitchen_lowdim method=fm train.steps="$STEPS" $TH dataset.path="$OUT/demos.zarr" out="$OUT/fm"
 $F bench "bench.runs={FM: $OUT/fm}" 'bench.nfes=[2,10]' $EV out="$OUT/bench_fm"
