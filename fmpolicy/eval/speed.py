@@ -15,6 +15,7 @@ from fmpolicy.eval.rollout import rollout_episodes
 from fmpolicy.policy.api import Policy
 from fmpolicy.policy.device import resolve_device
 from fmpolicy.policy.model import build_model
+from fmpolicy.policy.train import make_optimizer
 
 
 def _random_obs(cfg: dict[str, Any], batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -37,7 +38,7 @@ def measure_speed(cfg: dict[str, Any], out: Path, model: torch.nn.Module | None 
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
     }
 
-    opt = torch.optim.AdamW([x for x in model.parameters() if x.requires_grad], lr=1e-4)
+    opt = make_optimizer([x for x in model.parameters() if x.requires_grad], cfg["train"], device)
     bs = cfg["train"]["batch_size"]
     obs = {k: torch.from_numpy(v).to(device) for k, v in _random_obs(cfg, bs, rng).items()}
     act = torch.rand(bs, p["horizon"], model.action_dim, device=device) * 2 - 1

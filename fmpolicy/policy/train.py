@@ -80,6 +80,15 @@ class TrainResult:
     samples_per_s: float = 0.0
 
 
+def make_optimizer(params: list[nn.Parameter], tc: dict[str, Any], device: torch.device) -> torch.optim.AdamW:
+    """AdamW with ``train``'s settings; fused on CPU and CUDA (one kernel for all parameters, about 5% of a
+    CPU-config step saved on 2 cores)."""
+    fused = device.type in ("cpu", "cuda")
+    return torch.optim.AdamW(
+        params, lr=tc["lr"], betas=tuple(tc["betas"]), weight_decay=tc["weight_decay"], fused=fused or None
+    )
+
+
 def _batches(n: int, batch_size: int, rng: np.random.Generator) -> np.ndarray:
     return rng.integers(0, n, size=batch_size)
 
@@ -145,7 +154,7 @@ def train(
     objective.to(device)
     model = objective.model
     params = [p for p in objective.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=tc["lr"], betas=tuple(tc["betas"]), weight_decay=tc["weight_decay"])
+    optimizer = make_optimizer(params, tc, device)
     scheduler = get_scheduler(
         "cosine", optimizer, num_warmup_steps=tc["warmup_steps"], num_training_steps=max(tc["steps"], 1)
     )
