@@ -3,7 +3,8 @@
 # ResFT-FM at NFE 2, then one bench over 100 evaluation seeds (FM at NFE 2 and 10, both fine-tuned at NFE 2),
 # rollouts in worker processes. One torch thread: run beside other work.
 # Usage: TASK=lift EPISODES=200 STEPS=2000 FT_STEPS=300 bash scripts/experiments/robomimic.sh   (OUT=runs/rm/$TASK)
-# Can reaches its 0.90 target for FT-FM at NFE 2 with STEPS=8000 (README); 4000 leaves it at 0.83-0.89.
+# Can reached its 0.90 target for FT-FM at NFE 2 with 8,000 FM steps and FT on the method default 8,192 windows
+# (README, runs/rm7), not with STEPS=4000 (0.83-0.89).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
