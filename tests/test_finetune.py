@@ -427,6 +427,7 @@ def test_block_displacement_moves_the_block():
 
 
 def test_reflow_pairs_are_the_pretrained_flows_samples_and_its_loss_drops(ft_runs):
+    from fmpolicy.errors import UserError
     from fmpolicy.policy.api import model_from_checkpoint
 
     result, pretrained_payload = ft_runs["reflow"]
@@ -446,6 +447,16 @@ def test_reflow_pairs_are_the_pretrained_flows_samples_and_its_loss_drops(ft_run
     with torch.no_grad():
         again = pretrained.sample(pretrained.condition(batch["obs"]), z[:4], "rk4", 8)
     assert torch.allclose(again, a_hat[:4], atol=1e-5)
+    # FT-FM's sample pairs at the policy's sampling std (method.sample_latent_std=inference): the same draws, scaled
+    from fmpolicy.policy.reflow import generate_pairs
+
+    unit, narrow = (generate_pairs(pretrained, windows, idx, "rk4", 8, 0, False, std) for std in (1.0, 0.5))
+    assert torch.equal(narrow[:, 0], 0.5 * unit[:, 0])
+    with torch.no_grad():
+        from_narrow = pretrained.sample(pretrained.condition(batch["obs"]), narrow[:, 0], "rk4", 8)
+    assert torch.allclose(narrow[:, 1], from_narrow, atol=1e-5) and not torch.allclose(narrow[:, 1], unit[:, 1])
+    with pytest.raises(UserError, match="method.sample_latent_std"):
+        compose({"method": "ft_mle", "method.sample_latent_std": "wide"})
     # the reflowed field fits the straight paths z -> a_hat better than the field that made them
     reflowed = model_from_checkpoint(load_checkpoint(result.checkpoint))
     cond_all = make_batch(windows, pairs["train"]["indices"], torch.device("cpu"), "")["obs"]

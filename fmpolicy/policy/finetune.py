@@ -4,9 +4,10 @@ For a demonstration ``(o, a)`` and a latent ``z`` (its pairing), the inference
 solver with the inference NFE maps ``z`` to ``a_hat`` differentiably; the loss
 is ``gaussian_nll(a, a_hat, log_sigma)`` (``flow.py``) plus an optional FM term.
 ``method.sample_weight`` adds the same NLL on the pretrained flow's own samples: pairs
-``(z ~ N(0, I), a_hat = accurate solve from z)``, so ``z`` is exactly ``a_hat``'s inverse
+``(z ~ N(0, s^2 I), a_hat = accurate solve from z)``, so ``z`` is exactly ``a_hat``'s inverse
 latent and the few-step decoder also learns the latents it is fed at inference, not only
-the inverse latents of the demonstrations (which are narrower and heavier-tailed).
+the inverse latents of the demonstrations (which are narrower and heavier-tailed); ``s`` is 1,
+or with ``method.sample_latent_std=inference`` the std the policy samples at (its temperature's).
 ``method.kind = ft_mle`` updates every velocity-field parameter;
 ``ft_residual`` trains only the contracting residual on a frozen base. ``reflow``
 (the baseline a user would pick for few-step inference, ``reflow.py``) retrains
@@ -28,7 +29,7 @@ from fmpolicy.data.tasks import load_task_data
 from fmpolicy.data.windows import WindowDataset
 from fmpolicy.errors import UserError
 from fmpolicy.policy import flow
-from fmpolicy.policy.api import model_from_checkpoint
+from fmpolicy.policy.api import model_from_checkpoint, sampling_std
 from fmpolicy.policy.checkpoint import load_checkpoint, save_checkpoint
 from fmpolicy.policy.device import module_device, resolve_device
 from fmpolicy.policy.model import FlowModel, FlowSampling, build_model
@@ -294,7 +295,11 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
         if mc["sample_weight"] > 0:
             from fmpolicy.policy.reflow import build_pairs
 
-            samples = build_pairs(pretrained, splits, cfg, out / "pairs.pt", progress)
+            # "inference": the latents the policy is fed (noise_scale x temperature), so the decoder learns to
+            # reproduce the accurate flow's samples at the temperature it is run at
+            std = sampling_std(cfg["inference"]) if mc.get("sample_latent_std", "unit") == "inference" else 1.0
+            print(f"sample pairs: latents of std {std:.4f}, {mc['pair_solver']} at NFE {mc['pair_nfe']}")
+            samples = build_pairs(pretrained, splits, cfg, out / "pairs.pt", progress, std)
         objective = ReconstructionObjective(model, cfg, latents, samples)
     return train(
         cfg,

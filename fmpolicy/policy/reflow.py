@@ -30,12 +30,14 @@ def generate_pairs(
     nfe: int,
     seed: int,
     progress: bool = True,
+    latent_std: float = 1.0,
 ) -> torch.Tensor:
-    """``(len(indices), 2, horizon, action_dim)``: per window a latent and the flow's sample from it."""
+    """``(len(indices), 2, horizon, action_dim)``: per window a latent of std ``latent_std`` and the flow's
+    sample from it."""
     gen = torch.Generator().manual_seed(seed)
 
     def pair(cond: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        z = torch.randn(action.shape, generator=gen).to(action.device)
+        z = latent_std * torch.randn(action.shape, generator=gen).to(action.device)
         return torch.stack([z, model.sample(cond, z, solver, nfe)], 1)
 
     return over_windows(model, windows, indices, pair, "reflow pairs", progress=progress)
@@ -47,14 +49,18 @@ def build_pairs(
     cfg: dict[str, Any],
     cache: Path,
     progress: bool = True,
+    latent_std: float = 1.0,
 ) -> dict[str, LatentBank]:
-    """The reflow pairs of each split's chosen windows, made once and cached in ``cache``."""
+    """The reflow pairs of each split's chosen windows (latents of std ``latent_std``), made once and cached
+    in ``cache``."""
     mc = cfg["method"]
     settings = {"pair_solver": mc["pair_solver"], "pair_nfe": mc["pair_nfe"], "seed": cfg["seed"]}
+    if latent_std != 1.0:  # unit-std caches keep their settings
+        settings["latent_std"] = latent_std
 
     def compute(windows: WindowDataset, idx: np.ndarray) -> torch.Tensor:
         return generate_pairs(
-            pretrained, windows, idx, mc["pair_solver"], mc["pair_nfe"], cfg["seed"], progress=progress
+            pretrained, windows, idx, mc["pair_solver"], mc["pair_nfe"], cfg["seed"], progress, latent_std
         )
 
     return cached_banks(splits, settings, cache, compute)
