@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,14 @@ SOURCES = ("dataset", "expert")
 DEMO_FILES = {"zarr": "demos.zarr", "minari": "demos_minari", "robomimic": "demos.hdf5"}  # per demos.format
 
 
+def _share_latents(made: Path, cache: Path) -> None:
+    """Give a fine-tuning stage the latents an earlier stage computed from the same FM (the cache is checked
+    against the stage's windows and settings and recomputed where they differ, so a copy is never wrong)."""
+    if made.exists() and made != cache and not cache.exists():
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(made, cache)
+
+
 def run_pipeline(preset: str, overrides: dict[str, Any], out: Path, source: str | None = None) -> Path:
     """``overrides`` (``task=...``, ``dataset.path=...``, ``device=...``, any config key) apply to every stage.
 
@@ -48,7 +57,7 @@ def run_pipeline(preset: str, overrides: dict[str, Any], out: Path, source: str 
     from fmpolicy.data.demos import generate_demos
     from fmpolicy.eval.bench import bench
     from fmpolicy.policy.checkpoint import load_checkpoint
-    from fmpolicy.policy.finetune import finetune
+    from fmpolicy.policy.finetune import LATENTS_FILE, finetune
     from fmpolicy.policy.pretrain import pretrain
 
     p = load_preset(preset)
@@ -107,6 +116,7 @@ def run_pipeline(preset: str, overrides: dict[str, Any], out: Path, source: str 
         payload = load_checkpoint(fm_ckpt)
         cfg = compose(args, base=payload["config"])
         if not _stage_done(run_dir / "checkpoints" / "last.pt", cfg["train"]["steps"]):
+            _share_latents(out / "ft_mle" / LATENTS_FILE, run_dir / LATENTS_FILE)
             finetune(payload, cfg, source=str(fm_ckpt))
         commands.append(f"fmpolicy finetune checkpoint={fm_ckpt} " + _args(args))
         runs[name] = str(run_dir / "checkpoints" / "last.pt")

@@ -48,3 +48,18 @@ def test_pipeline_on_robomimic_lift_records_the_expert_then_trains_and_evaluates
     for r in rows:  # 40 steps are too few to lift the cube: success is measured, and is 0 here
         assert float(r["success_rate"]) == 0.0 and float(r["env_steps_per_s"]) > 0
     assert list((out / "bench" / "videos").glob("*.mp4"))
+
+
+def test_fine_tuning_stages_share_the_latents_the_first_one_computed(tmp_path):
+    from fmpolicy.pipeline import _share_latents
+
+    made, cache = tmp_path / "ft_mle" / "latents.pt", tmp_path / "ft_residual" / "latents.pt"
+    _share_latents(made, cache)  # nothing computed yet: the stage computes its own
+    assert not cache.exists()
+    made.parent.mkdir()
+    made.write_bytes(b"first")
+    _share_latents(made, cache)
+    assert cache.read_bytes() == b"first"
+    made.write_bytes(b"second")
+    _share_latents(made, cache)  # a stage's own cache is never overwritten
+    assert cache.read_bytes() == b"first"

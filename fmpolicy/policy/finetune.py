@@ -37,6 +37,7 @@ from fmpolicy.policy.train import TrainResult, make_batch, train, validation_bat
 
 PAIRINGS = ("inverse", "independent")
 FINETUNE_KINDS = ("ft_mle", "ft_residual", "reflow")
+LATENTS_FILE = "latents.pt"  # the inverse pairing's latents, cached in the run folder
 
 
 def tuned_nfes(cfg: dict[str, Any]) -> list[int]:
@@ -278,7 +279,7 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
     else:
         latents: dict[str, LatentBank] = {}
         if mc["pairing"] == "inverse":
-            latents = build_latents(pretrained, splits, mc, out / "latents.pt", progress)
+            latents = build_latents(pretrained, splits, mc, out / LATENTS_FILE, progress)
             stats = latent_stats(latents["train"].latents)
             print(
                 f"latents of {stats['n']} training windows: mean {stats['mean']:+.3f}, std {stats['std']:.3f} "
