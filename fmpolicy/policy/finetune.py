@@ -298,7 +298,7 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
 
             # "inference": the latents the policy is fed (noise_scale x temperature), so the decoder learns to
             # reproduce the accurate flow's samples at the temperature it is run at
-            std = sampling_std(cfg["inference"]) if mc.get("sample_latent_std", "unit") == "inference" else 1.0
+            std = sampling_std(cfg["inference"]) if mc["sample_latent_std"] == "inference" else 1.0
             print(f"sample pairs: latents of std {std:.4f}, {mc['pair_solver']} at NFE {mc['pair_nfe']}")
             samples = build_pairs(pretrained, splits, cfg, out / "pairs.pt", progress, std)
         objective = ReconstructionObjective(model, cfg, latents, samples)
