@@ -109,6 +109,7 @@ def run_pipeline(preset: str, overrides: dict[str, Any], out: Path, source: str 
         args = {
             "inference.nfe": p["nfe"],
             **p["finetune"],
+            **p.get(method, {}),  # a preset's settings for this method alone
             **{k: v for k, v in overrides.items() if k != "task"},
             "method": method,
             "out": str(run_dir),

@@ -138,6 +138,26 @@ def test_sample_pairs_teach_the_decoder_the_latents_it_is_fed(pretrained_toy):
         ReconstructionObjective(with_samples, cfg, {"train": LatentBank(np.arange(1), z[:1], 1)})
 
 
+def test_sample_split_gives_each_half_of_the_batch_one_reconstruction(pretrained_toy):
+    """``method.sample_split``: the demonstrations' NLL on the batch's first half, the pairs' on its second, so a
+    step costs what it does without pairs."""
+    gen = torch.Generator().manual_seed(4)
+    a, z, pairs = two_modes(8, gen), torch.randn(8, 1, 2, generator=gen), torch.randn(8, 2, 1, 2, generator=gen)
+    model = pretrained_toy
+    bank, samples = {"train": LatentBank(np.arange(8), z, 8)}, {"train": LatentBank(np.arange(8), pairs, 8)}
+    batch = {"obs": None, "action": a, "index": np.arange(8), "split": "train"}
+    cfg = toy_cfg("inverse")
+    cfg["method"]["sample_weight"] = 2.0
+    whole = ReconstructionObjective(model, cfg, bank, samples)
+    cfg["method"]["sample_split"] = True
+    halves = ReconstructionObjective(model, cfg, bank, samples)
+    with torch.no_grad():
+        own, _ = whole.reconstruction_nll(None, z[:4], a[:4])
+        rest, _ = whole.reconstruction_nll(None, pairs[4:, 0], pairs[4:, 1])
+        assert halves(batch)[0].item() == pytest.approx((own + 2.0 * rest).item(), rel=1e-6)
+        assert whole(batch)[0].item() != pytest.approx(halves(batch)[0].item(), rel=1e-3)
+
+
 def _random_head(form: str, eps: float, dim: int) -> torch.nn.Module:
     if form == "affine":
         head = AffineContraction(dim=dim, cond_dim=5, hidden=32, rank=3, eps=eps, time_scale=100.0)

@@ -16,6 +16,9 @@ def test_smoke_pipeline_end_to_end_and_resumes(tmp_path, capsys):
     for r in rows:
         assert 0.0 <= float(r["score"]) <= 1.0 and float(r["recon_mse_inverse"]) > 0
     assert re.search(r"\| FM \| euler \| 10 \| \d\.\d{5} ", report)
+    # the preset's per-method settings reach that method's stage only
+    commands = {m: line for line in report.splitlines() for m in ("ft_mle", "ft_residual") if f"method={m} " in line}
+    assert "method.sample_split=True" in commands["ft_mle"] and "sample_split" not in commands["ft_residual"]
     assert list((out / "bench" / "videos").glob("*.mp4"))
     # re-running finds every stage done: nothing is trained again
     assert "train:" in capsys.readouterr().err  # (the first run did show training progress)

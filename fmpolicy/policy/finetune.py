@@ -143,6 +143,7 @@ class ReconstructionObjective(nn.Module):
         if self.sample_weight > 0 and not samples:
             raise ValueError("method.sample_weight > 0 needs the pretrained flow's sample pairs")
         self.samples = samples or {}
+        self.sample_split = bool(mc["sample_split"]) and self.sample_weight > 0
 
     def extra_state(self) -> dict[str, Any]:
         return {"log_sigma": self.log_sigma.detach().clone()}
@@ -172,11 +173,14 @@ class ReconstructionObjective(nn.Module):
         a = self.model.action_norm.normalize(batch["action"])
         z = self.latent(batch["index"], a, batch["split"])
         logs = {"sigma": self.log_sigma.exp().mean().item()}
-        loss, mse = self.reconstruction_nll(cond, z, a)
+        # sample_split: the demonstrations' NLL on the batch's first half, the pairs' on its second (half the cost)
+        own, rest = (slice(len(a) // 2), slice(len(a) // 2, None)) if self.sample_split else (slice(None),) * 2
+        cond_own, cond_rest = (None, None) if cond is None else (cond[own], cond[rest])  # None: unconditional
+        loss, mse = self.reconstruction_nll(cond_own, z[own], a[own])
         logs.update({"recon_mse" if nfe == self.nfe else f"recon_mse_nfe{nfe}": v for nfe, v in mse.items()})
         if self.sample_weight > 0:  # the pretrained flow's own samples, reconstructed from their exact latents
-            pair = self.samples[batch["split"]][batch["index"]].to(a.device)
-            sample_loss, mse = self.reconstruction_nll(cond, pair[:, 0], pair[:, 1])
+            pair = self.samples[batch["split"]][batch["index"][rest]].to(a.device)
+            sample_loss, mse = self.reconstruction_nll(cond_rest, pair[:, 0], pair[:, 1])
             loss = loss + self.sample_weight * sample_loss
             logs["sample_recon_mse"] = mse[self.nfe]
         if self.fm_weight > 0:
