@@ -19,12 +19,22 @@ import yaml
 from fmpolicy.config import CONFIG_DIR, available, compose, default_task
 from fmpolicy.errors import UserError
 
+PRESET_SECTIONS = ("nfe", "reference_nfe", "demos", "pretrain", "finetune", "ft_mle", "ft_residual", "evaluate")
+
 
 def load_preset(name: str) -> dict[str, Any]:
     path = CONFIG_DIR / "preset" / f"{name}.yaml"
     if not path.exists():
         raise UserError(f"unknown preset '{name}': choose one of {', '.join(available('preset'))}")
-    return yaml.safe_load(path.read_text())
+    return check_preset(yaml.safe_load(path.read_text()), str(path))
+
+
+def check_preset(preset: dict[str, Any], source: str) -> dict[str, Any]:
+    """A preset's sections are fixed: a misspelled one (``ft_mel:``) would otherwise be ignored."""
+    unknown = sorted(set(preset) - set(PRESET_SECTIONS))
+    if unknown:
+        raise UserError(f"preset {source}: unknown section(s) {', '.join(unknown)}: use {', '.join(PRESET_SECTIONS)}")
+    return preset
 
 
 def _stage_done(ckpt: Path, steps: int) -> bool:

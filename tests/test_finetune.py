@@ -143,14 +143,13 @@ def test_sample_split_gives_each_half_of_the_batch_one_reconstruction(pretrained
     step costs what it does without pairs."""
     gen = torch.Generator().manual_seed(4)
     a, z, pairs = two_modes(8, gen), torch.randn(8, 1, 2, generator=gen), torch.randn(8, 2, 1, 2, generator=gen)
-    model = pretrained_toy
     bank, samples = {"train": LatentBank(np.arange(8), z, 8)}, {"train": LatentBank(np.arange(8), pairs, 8)}
     batch = {"obs": None, "action": a, "index": np.arange(8), "split": "train"}
     cfg = toy_cfg("inverse")
     cfg["method"]["sample_weight"] = 2.0
-    whole = ReconstructionObjective(model, cfg, bank, samples)
+    whole = ReconstructionObjective(pretrained_toy, cfg, bank, samples)
     cfg["method"]["sample_split"] = True
-    halves = ReconstructionObjective(model, cfg, bank, samples)
+    halves = ReconstructionObjective(pretrained_toy, cfg, bank, samples)
     with torch.no_grad():
         own, _ = whole.reconstruction_nll(None, z[:4], a[:4])
         rest, _ = whole.reconstruction_nll(None, pairs[4:, 0], pairs[4:, 1])

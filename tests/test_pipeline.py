@@ -3,7 +3,11 @@
 import csv
 import re
 
+import pytest
+
 from fmpolicy.cli import main
+from fmpolicy.errors import UserError
+from fmpolicy.pipeline import check_preset, load_preset
 
 
 def test_smoke_pipeline_end_to_end_and_resumes(tmp_path, capsys):
@@ -33,6 +37,8 @@ def test_pipeline_rejects_unknown_preset_and_keys(capsys, tmp_path):
     assert "unknown config key 'train.stepz'" in capsys.readouterr().err
     assert main(["pipeline", "source=teacher", f"out={tmp_path}"]) == 2
     assert "source 'teacher' unknown" in capsys.readouterr().err
+    with pytest.raises(UserError, match="unknown section\\(s\\) ft_mel: use nfe, "):
+        check_preset({**load_preset("default"), "ft_mel": {"train.steps": 400}}, "mine.yaml")
 
 
 def test_pipeline_on_robomimic_lift_records_the_expert_then_trains_and_evaluates_in_worker_processes(tmp_path, capsys):
