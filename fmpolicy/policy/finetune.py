@@ -38,6 +38,7 @@ from fmpolicy.policy.train import TrainResult, make_batch, train, validation_bat
 PAIRINGS = ("inverse", "independent")
 FINETUNE_KINDS = ("ft_mle", "ft_residual", "reflow")
 LATENTS_FILE = "latents.pt"  # the inverse pairing's latents, cached in the run folder
+PAIRS_FILE = "pairs.pt"  # the pretrained flow's sample pairs (reflow, FT-FM's sample_weight), cached beside them
 
 
 def tuned_nfes(cfg: dict[str, Any]) -> list[int]:
@@ -279,7 +280,7 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
     if kind == "reflow":
         from fmpolicy.policy.reflow import ReflowObjective, build_pairs
 
-        objective = ReflowObjective(model, cfg, build_pairs(pretrained, splits, cfg, out / "pairs.pt", progress))
+        objective = ReflowObjective(model, cfg, build_pairs(pretrained, splits, cfg, out / PAIRS_FILE, progress))
     else:
         latents: dict[str, LatentBank] = {}
         if mc["pairing"] == "inverse":
@@ -304,7 +305,7 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
             # reproduce the accurate flow's samples at the temperature it is run at
             std = sampling_std(cfg["inference"]) if mc["sample_latent_std"] == "inference" else 1.0
             print(f"sample pairs: latents of std {std:.4f}, {mc['pair_solver']} at NFE {mc['pair_nfe']}")
-            samples = build_pairs(pretrained, splits, cfg, out / "pairs.pt", progress, std)
+            samples = build_pairs(pretrained, splits, cfg, out / PAIRS_FILE, progress, std)
         objective = ReconstructionObjective(model, cfg, latents, samples)
     return train(
         cfg,
