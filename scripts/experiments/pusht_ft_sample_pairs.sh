@@ -12,7 +12,8 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 F=${F:-.venv/bin/fmpolicy}
 OUT=${OUT:-runs/p12}
 FT="method=ft_mle method.fm_weight=0 method.sample_weight=1 method.sample_latent_std=inference"
-FT="$FT train.steps=${FT_STEPS:-650} train.warmup_steps=65 train.threads=$OMP_NUM_THREADS"
+FT_STEPS=${FT_STEPS:-650}
+FT="$FT train.steps=$FT_STEPS train.warmup_steps=$((FT_STEPS / 10)) train.threads=$OMP_NUM_THREADS"
 $F train task=pusht_lowdim method=fm train.steps=12000 train.threads="$OMP_NUM_THREADS" out="$OUT/fm"
 $F finetune checkpoint="$OUT/fm" $FT inference.nfe=2 out="$OUT/sp2"
 mkdir -p "$OUT/sp1" && cp -n "$OUT"/sp2/{latents,pairs}.pt "$OUT/sp1/"
