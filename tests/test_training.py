@@ -104,6 +104,23 @@ def test_zero_step_config_still_writes_loadable_checkpoint(tmp_path, real_zarr):
     assert load_policy(tmp_path).n_action_steps == 8
 
 
+def test_keep_checkpoints_keeps_each_one_for_model_selection(tmp_path, real_zarr):
+    """train.keep_checkpoints=true: every checkpoint stays as step_NNNNNN.pt, each loadable, the last one
+    the same as last.pt; by default only last.pt is written."""
+    from fmpolicy.policy.pretrain import pretrain
+
+    short = {"train.steps": 20, "train.ckpt_every": 10}
+    pretrain(tiny_config(tmp_path / "kept", real_zarr, **short, **{"train.keep_checkpoints": True}), progress=False)
+    folder = tmp_path / "kept" / "checkpoints"
+    assert sorted(p.name for p in folder.glob("*.pt")) == ["last.pt", "step_000010.pt", "step_000020.pt"]
+    first, last = load_checkpoint(folder / "step_000010.pt"), load_checkpoint(folder / "last.pt")
+    assert (first["step"], last["step"], load_checkpoint(folder / "step_000020.pt")["step"]) == (10, 20, 20)
+    assert not all(torch.equal(first["ema_model"][k], last["ema_model"][k]) for k in last["ema_model"])
+    assert load_policy(folder / "step_000010.pt").n_action_steps == 8
+    pretrain(tiny_config(tmp_path / "plain", real_zarr, **short), progress=False)
+    assert [p.name for p in (tmp_path / "plain" / "checkpoints").glob("*.pt")] == ["last.pt"]
+
+
 def test_ddpm_baseline_trains_and_is_measured_with_ddim_and_ddpm(tmp_path, real_zarr):
     import csv
 

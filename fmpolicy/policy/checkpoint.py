@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,16 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def keep_copy(path: Path, kept: Path) -> None:
+    """Keep the checkpoint just written at ``path`` as ``kept`` too: a hard link (``save_checkpoint`` replaces
+    ``path`` by a new file, so the link keeps this one), or a copy where links are not supported."""
+    kept.unlink(missing_ok=True)
+    try:
+        os.link(path, kept)
+    except OSError:
+        shutil.copyfile(path, kept)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

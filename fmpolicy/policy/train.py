@@ -27,7 +27,7 @@ from fmpolicy.data.tasks import TaskData
 from fmpolicy.data.windows import WindowDataset
 from fmpolicy.errors import UserError
 from fmpolicy.plotting import figure, save
-from fmpolicy.policy.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
+from fmpolicy.policy.checkpoint import FORMAT_VERSION, keep_copy, load_checkpoint, save_checkpoint
 from fmpolicy.policy.device import module_device, resolve_device
 
 
@@ -209,17 +209,19 @@ def train(
             **(extra_payload or {}),
         }
         save_checkpoint(ckpt_path, payload)
+        if tc["keep_checkpoints"]:
+            keep_copy(ckpt_path, ckpt_path.with_name(f"step_{step:06d}.pt"))
 
     def ema_validation() -> float:
         ema.store(params)
         ema.copy_to(params)
-        model.eval()
+        objective.eval()
         val = validation_loss(objective, val_windows, tc["val_batches"], tc["batch_size"])
-        model.train()
+        objective.train()
         ema.restore(params)
         return val
 
-    model.train()
+    objective.train()
     start_step, t0 = step, time.time()
     running: list[float] = []
     bar = tqdm(total=tc["steps"], initial=step, desc="train", disable=not progress, dynamic_ncols=True)
