@@ -393,6 +393,7 @@ RULES: dict[str, Rule] = {
     "method.residual.time_power": _number(1.0, at_least=0),
     "method.pair_nfe": _integer(1),
     "method.sample_weight": _number(0.0, at_least=0),
+    "method.cond_noise": _number(0.0, at_least=0),
     "method.sample_latent_std": _one_of("unit", "inference"),
     "diagnose.inverse_nfe": _integer(1),
     "eval.episodes": _integer(1),

@@ -157,6 +157,43 @@ def test_sample_split_gives_each_half_of_the_batch_one_reconstruction(pretrained
         assert whole(batch)[0].item() != pytest.approx(halves(batch)[0].item(), rel=1e-3)
 
 
+class ConditionedToy(ToyFlow):
+    """The toy field, also fed a 1-D conditioning value (the observation)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(4, 32), nn.SiLU(), nn.Linear(32, 2))
+
+    def condition(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs
+
+    def velocity(self, x, t, cond):
+        return self.net(torch.cat([x[:, 0], t[:, None], cond], -1))[:, None]
+
+
+def test_cond_noise_perturbs_the_conditioning_only_while_training():
+    """``method.cond_noise``: training losses see a noisy conditioning vector (two draws differ, and differ
+    from the clean loss); validation (eval mode) sees the clean one; an unconditional model is unaffected."""
+    torch.manual_seed(5)
+    model, gen = ConditionedToy(), torch.Generator().manual_seed(5)
+    a, z = two_modes(16, gen), torch.randn(16, 1, 2, generator=gen)
+    batch = {"obs": torch.randn(16, 1, generator=gen), "action": a, "index": np.arange(16), "split": "train"}
+    bank = {"train": LatentBank(np.arange(16), z, 16)}
+    cfg = toy_cfg("inverse")
+    cfg["method"]["sample_weight"] = 0.0
+    clean = ReconstructionObjective(model, cfg, bank)
+    cfg["method"]["cond_noise"] = 0.5
+    noisy = ReconstructionObjective(model, cfg, bank)
+    with torch.no_grad():
+        reference = clean(batch)[0].item()
+        first, second = noisy(batch)[0].item(), noisy(batch)[0].item()
+        assert len({round(v, 6) for v in (reference, first, second)}) == 3
+        noisy.eval()
+        assert noisy(batch)[0].item() == pytest.approx(reference, rel=1e-6)
+        unconditional = ReconstructionObjective(ToyFlow(), cfg, bank)
+        assert torch.isfinite(unconditional({**batch, "obs": None})[0])
+
+
 def _random_head(form: str, eps: float, dim: int) -> torch.nn.Module:
     if form == "affine":
         head = AffineContraction(dim=dim, cond_dim=5, hidden=32, rank=3, eps=eps, time_scale=100.0)

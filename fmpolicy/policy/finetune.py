@@ -145,6 +145,7 @@ class ReconstructionObjective(nn.Module):
             raise ValueError("method.sample_weight > 0 needs the pretrained flow's sample pairs")
         self.samples = samples or {}
         self.sample_split = bool(mc["sample_split"]) and self.sample_weight > 0
+        self.cond_noise = float(mc["cond_noise"])
 
     def extra_state(self) -> dict[str, Any]:
         return {"log_sigma": self.log_sigma.detach().clone()}
@@ -171,6 +172,8 @@ class ReconstructionObjective(nn.Module):
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         cond = self.model.condition(batch["obs"])
+        if self.cond_noise > 0 and cond is not None and self.training:  # the reconstruction must survive it
+            cond = cond + self.cond_noise * torch.randn_like(cond)
         a = self.model.action_norm.normalize(batch["action"])
         z = self.latent(batch["index"], a, batch["split"])
         logs = {"sigma": self.log_sigma.exp().mean().item()}
