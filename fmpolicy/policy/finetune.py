@@ -172,7 +172,7 @@ class ReconstructionObjective(nn.Module):
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         cond = self.model.condition(batch["obs"])
-        if self.cond_noise > 0 and cond is not None and self.training:  # the reconstruction must survive it
+        if self.cond_noise > 0 and cond is not None and self.training:  # robustness to small errors in the observations
             cond = cond + self.cond_noise * torch.randn_like(cond)
         a = self.model.action_norm.normalize(batch["action"])
         z = self.latent(batch["index"], a, batch["split"])

@@ -6,6 +6,7 @@
 #     kept checkpoint runs the 100 selection seeds (200000..), the one with the highest score runs the 200
 #     evaluation seeds (100000..).
 #  2. The 650-step run with Gaussian noise on the conditioning vector while fine-tuning (method.cond_noise).
+#  3. The 650-step run again with seeds 1 and 2 (other windows, latents and pairs): the spread between runs.
 # Two torch threads, alone on the machine.
 # Usage: bash scripts/experiments/pusht_nfe1_select.sh   (OUT=runs/p12; pusht_ft_sample_pairs.sh and sw10 first)
 set -euo pipefail
@@ -46,4 +47,10 @@ for noise in 0.01 0.02; do
     [ -f "$OUT/sw10_cn$noise/$seeds/metrics.json" ] ||
       $F eval checkpoint="$OUT/sw10_cn$noise" $args out="$OUT/sw10_cn$noise/$seeds" </dev/null
   done
+done
+for seed in 1 2; do
+  [ -f "$OUT/sw10_seed$seed/train_summary.json" ] ||
+    $F finetune checkpoint="$OUT/fm" $FT train.steps=650 train.warmup_steps=65 seed="$seed" out="$OUT/sw10_seed$seed"
+  [ -f "$OUT/sw10_seed$seed/eval200/metrics.json" ] ||
+    $F eval checkpoint="$OUT/sw10_seed$seed" eval.episodes=200 out="$OUT/sw10_seed$seed/eval200" </dev/null
 done
