@@ -19,6 +19,7 @@ SEL="eval.episodes=100 eval.seed_start=200000 eval.videos=0"
 finetune() { # NAME KEY=VALUE...: fine-tune from the FM, reusing sw10's latents and pairs
   local name=$1
   shift
+  [ -f "$OUT/$name/train_summary.json" ] && return
   mkdir -p "$OUT/$name" && cp -n "$OUT"/sw10/{latents,pairs}.pt "$OUT/$name/"
   $F finetune checkpoint="$OUT/fm" $FT "$@" out="$OUT/$name"
 }
