@@ -276,6 +276,54 @@ def ft_runs(tmp_path_factory, tiny_run):
     return runs
 
 
+def test_pair_teacher_makes_the_sample_pairs_with_its_own_solver(ft_runs, tmp_path):
+    """``method.pair_teacher``: the pairs' targets are the teacher's samples at its own solver and NFE (not the
+    pretrained flow's at pair_solver/pair_nfe); a teacher of other data is refused with a clear error."""
+    from fmpolicy.data.tasks import load_task_data
+    from fmpolicy.errors import UserError
+    from fmpolicy.policy.api import model_from_checkpoint
+    from fmpolicy.policy.reflow import generate_pairs
+
+    result, payload = ft_runs["ft_mle"]
+    teacher_path = result.checkpoint
+    overrides = {
+        "method": "ft_mle",
+        "out": str(tmp_path / "student"),
+        "train.steps": 2,
+        "train.batch_size": 32,
+        "train.val_batches": 1,
+        "method.max_windows": 32,
+        "method.inverse_nfe": 8,
+        "method.pair_teacher": str(teacher_path),
+        "inference.nfe": 1,
+    }
+    cfg = compose(overrides, base=payload["config"])
+    finetune(payload, cfg, source="", progress=False)
+    saved = torch.load(tmp_path / "student" / "pairs.pt", weights_only=False)
+    assert saved["settings"]["teacher"] == str(teacher_path.resolve())
+    assert (saved["settings"]["pair_solver"], saved["settings"]["pair_nfe"]) == ("euler", 2)
+    windows, idx = load_task_data(cfg).windows(cfg, "train"), saved["train"]["indices"]
+    std = saved["settings"]["latent_std"]
+    teacher = model_from_checkpoint(load_checkpoint(teacher_path)).eval()
+    expected = generate_pairs(teacher, windows, idx, "euler", 2, cfg["seed"], False, std)
+    torch.testing.assert_close(saved["train"]["latents"], expected)
+    pretrained = model_from_checkpoint(payload).eval()
+    flow_pairs = generate_pairs(pretrained, windows, idx, "rk4", cfg["method"]["pair_nfe"], cfg["seed"], False, std)
+    assert not torch.allclose(saved["train"]["latents"][:, 1], flow_pairs[:, 1], atol=1e-3)
+
+    other = load_checkpoint(teacher_path)
+    for weights in ("model", "ema_model"):
+        for key in [k for k in other[weights] if k.startswith("action_norm.")]:
+            other[weights][key] = other[weights][key] + 1.0
+    torch.save(other, tmp_path / "other.pt")
+    cfg = compose(
+        {**overrides, "method.pair_teacher": str(tmp_path / "other.pt"), "out": str(tmp_path / "s2")},
+        base=payload["config"],
+    )
+    with pytest.raises(UserError, match="pair_teacher .* another task or dataset"):
+        finetune(payload, cfg, source="", progress=False)
+
+
 @pytest.mark.parametrize("run", ["ft_residual", "ft_residual_convex"])
 def test_residual_training_leaves_base_bit_identical(ft_runs, run):
     result, pretrained = ft_runs[run]

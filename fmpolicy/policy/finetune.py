@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -34,6 +34,9 @@ from fmpolicy.policy.checkpoint import load_checkpoint, save_checkpoint
 from fmpolicy.policy.device import module_device, resolve_device
 from fmpolicy.policy.model import FlowModel, FlowSampling, build_model
 from fmpolicy.policy.train import TrainResult, make_batch, train, validation_batches
+
+if TYPE_CHECKING:
+    from fmpolicy.policy.reflow import Teacher
 
 PAIRINGS = ("inverse", "independent")
 FINETUNE_KINDS = ("ft_mle", "ft_residual", "reflow")
@@ -307,8 +310,11 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
             # "inference": the latents the policy is fed (noise_scale x temperature), so the decoder learns to
             # reproduce the accurate flow's samples at the temperature it is run at
             std = sampling_std(cfg["inference"]) if mc["sample_latent_std"] == "inference" else 1.0
-            print(f"sample pairs: latents of std {std:.4f}, {mc['pair_solver']} at NFE {mc['pair_nfe']}")
-            samples = build_pairs(pretrained, splits, cfg, out / PAIRS_FILE, progress, std)
+            teacher = load_teacher(cfg, pretrained)
+            solver, nfe = (mc["pair_solver"], mc["pair_nfe"]) if teacher is None else teacher[1:]
+            made_by = f"{solver} at NFE {nfe}" + (f" of {mc['pair_teacher']}" if teacher else "")
+            print(f"sample pairs: latents of std {std:.4f}, {made_by}")
+            samples = build_pairs(pretrained, splits, cfg, out / PAIRS_FILE, progress, std, teacher)
         objective = ReconstructionObjective(model, cfg, latents, samples)
     return train(
         cfg,
@@ -319,6 +325,26 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
         progress=progress,
         train_indices=pool,
     )
+
+
+def load_teacher(cfg: dict[str, Any], pretrained: FlowSampling) -> Teacher | None:
+    """``method.pair_teacher``: a checkpoint (e.g. FT-FM tuned for a larger NFE) whose own inference solver and
+    NFE make the sample pairs' targets instead of the pretrained flow (progressive distillation); None: unset."""
+    from fmpolicy.policy.reflow import Teacher
+
+    path = cfg["method"].get("pair_teacher")
+    if not path:
+        return None
+    cfg["method"]["pair_teacher"] = path = str(Path(path).resolve())
+    payload = load_checkpoint(path)
+    model = model_from_checkpoint(payload).to(module_device(pretrained)).eval()
+    ours, theirs = pretrained.action_norm.state_dict(), model.action_norm.state_dict()
+    if payload["shape_meta"] != cfg["task"]["shape_meta"] or any(not torch.equal(ours[k], theirs[k]) for k in ours):
+        raise UserError(
+            f"method.pair_teacher '{path}' was trained on another task or dataset than the checkpoint being "
+            "fine-tuned: use a teacher fine-tuned from the same FM checkpoint"
+        )
+    return Teacher(model, payload["config"]["inference"]["solver"], payload["config"]["inference"]["nfe"])
 
 
 def pretrained_reference(payload: dict[str, Any], model: FlowSampling) -> FlowSampling:

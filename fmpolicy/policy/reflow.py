@@ -11,7 +11,7 @@ demonstrations, as FT-FM's regularizer does.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -20,6 +20,14 @@ from torch import nn
 from fmpolicy.data.windows import WindowDataset
 from fmpolicy.policy.finetune import LatentBank, cached_banks, over_windows
 from fmpolicy.policy.model import FlowSampling
+
+
+class Teacher(NamedTuple):
+    """A model that makes the pairs' targets in place of the pretrained flow, with its own solver and NFE."""
+
+    model: FlowSampling
+    solver: str
+    nfe: int
 
 
 def generate_pairs(
@@ -50,18 +58,21 @@ def build_pairs(
     cache: Path,
     progress: bool = True,
     latent_std: float = 1.0,
+    teacher: Teacher | None = None,
 ) -> dict[str, LatentBank]:
     """The reflow pairs of each split's chosen windows (latents of std ``latent_std``), made once and cached
-    in ``cache``."""
+    in ``cache``: samples of the pretrained flow with ``method.pair_solver`` at ``method.pair_nfe``, or of a
+    ``teacher`` with its own solver and NFE."""
     mc = cfg["method"]
-    settings = {"pair_solver": mc["pair_solver"], "pair_nfe": mc["pair_nfe"], "seed": cfg["seed"]}
+    model, solver, nfe = (pretrained, mc["pair_solver"], mc["pair_nfe"]) if teacher is None else teacher
+    settings: dict[str, Any] = {"pair_solver": solver, "pair_nfe": nfe, "seed": cfg["seed"]}
     if latent_std != 1.0:  # unit-std caches keep their settings
         settings["latent_std"] = latent_std
+    if teacher is not None:
+        settings["teacher"] = mc["pair_teacher"]
 
     def compute(windows: WindowDataset, idx: np.ndarray) -> torch.Tensor:
-        return generate_pairs(
-            pretrained, windows, idx, mc["pair_solver"], mc["pair_nfe"], cfg["seed"], progress, latent_std
-        )
+        return generate_pairs(model, windows, idx, solver, nfe, cfg["seed"], progress, latent_std)
 
     return cached_banks(splits, settings, cache, compute)
 
