@@ -7,13 +7,18 @@
 #     evaluation seeds (100000..).
 #  2. The 650-step run with Gaussian noise on the conditioning vector while fine-tuning (method.cond_noise).
 #  3. The 650-step run again with seeds 1 and 2 (other windows, latents and pairs): the spread between runs.
+#  4. Progressive distillation: the same three seeds with the sample pairs made by FT-FM tuned for NFE 2
+#     (sw10n2, Euler at NFE 2; method.pair_teacher) instead of the FM with RK4 at NFE 32.
+# Every 200-seed evaluation runs twice, with the sampling noise of eval.noise_seed 0 and 1.
 # Two torch threads, alone on the machine.
-# Usage: bash scripts/experiments/pusht_nfe1_select.sh   (OUT=runs/p12; pusht_ft_sample_pairs.sh and sw10 first)
+# Usage: bash scripts/experiments/pusht_nfe1_select.sh   (OUT=runs/p12; pusht_ft_sample_pairs.sh, the sw10 and
+# sw10n2 runs of docs/results/pusht_few_step.md, and pusht_fm_same_budget.sh with OUT=runs/p15 first)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 F=${F:-.venv/bin/fmpolicy}
 OUT=${OUT:-runs/p12}
+FM15=${FM15:-runs/p15/fm} # FM of the same budget (15,100 steps)
 FT="method=ft_mle method.fm_weight=0 method.sample_weight=10 inference.nfe=1 train.threads=$OMP_NUM_THREADS"
 SEL="eval.episodes=100 eval.seed_start=200000 eval.videos=0"
 finetune() { # NAME KEY=VALUE...: fine-tune from the FM, reusing sw10's latents and pairs
@@ -49,9 +54,26 @@ for noise in 0.01 0.02; do
       $F eval checkpoint="$OUT/sw10_cn$noise" $args out="$OUT/sw10_cn$noise/$seeds" </dev/null
   done
 done
-for seed in 1 2; do
-  [ -f "$OUT/sw10_seed$seed/train_summary.json" ] ||
-    $F finetune checkpoint="$OUT/fm" $FT train.steps=650 train.warmup_steps=65 seed="$seed" out="$OUT/sw10_seed$seed"
-  [ -f "$OUT/sw10_seed$seed/eval200/metrics.json" ] ||
-    $F eval checkpoint="$OUT/sw10_seed$seed" eval.episodes=200 out="$OUT/sw10_seed$seed/eval200" </dev/null
+evals() { # RUN: the 200 evaluation seeds with noise seeds 0 and 1
+  [ -f "$1/eval200/metrics.json" ] || $F eval checkpoint="$1" eval.episodes=200 out="$1/eval200" </dev/null
+  [ -f "$1/eval200_ns1/metrics.json" ] ||
+    $F eval checkpoint="$1" eval.episodes=200 eval.noise_seed=1 eval.videos=0 out="$1/eval200_ns1" </dev/null
+}
+for seed in 0 1 2; do
+  run=$OUT/sw10_seed$seed
+  [ "$seed" = 0 ] && run=$OUT/sw10
+  [ -f "$run/train_summary.json" ] ||
+    $F finetune checkpoint="$OUT/fm" $FT train.steps=650 train.warmup_steps=65 seed="$seed" out="$run"
+  evals "$run"
+  student=$OUT/sw10_t2_seed$seed
+  [ "$seed" = 0 ] && student=$OUT/sw10_t2
+  mkdir -p "$student" && cp -n "$run/latents.pt" "$student/"
+  [ -f "$student/train_summary.json" ] ||
+    $F finetune checkpoint="$OUT/fm" $FT train.steps=650 train.warmup_steps=65 seed="$seed" \
+      method.pair_teacher="$OUT/sw10n2" out="$student"
+  evals "$student"
 done
+[ -f "$OUT/sw10_t2/sel100/metrics.json" ] || $F eval checkpoint="$OUT/sw10_t2" $SEL out="$OUT/sw10_t2/sel100" </dev/null
+for run in "$OUT/sw10n2" "$OUT/sp2"; do evals "$run"; done
+[ -f "$FM15/eval200_nfe10_ns1/metrics.json" ] || $F eval checkpoint="$FM15" eval.nfe=10 eval.episodes=200 \
+  eval.noise_seed=1 eval.videos=0 out="$FM15/eval200_nfe10_ns1" </dev/null
