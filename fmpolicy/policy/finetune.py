@@ -310,10 +310,9 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
             # "inference": the latents the policy is fed (noise_scale x temperature), so the decoder learns to
             # reproduce the accurate flow's samples at the temperature it is run at
             std = sampling_std(cfg["inference"]) if mc["sample_latent_std"] == "inference" else 1.0
-            teacher = load_teacher(cfg, pretrained)
-            solver, nfe = (mc["pair_solver"], mc["pair_nfe"]) if teacher is None else teacher[1:]
-            made_by = f"{solver} at NFE {nfe}" + (f" of {mc['pair_teacher']}" if teacher else "")
-            print(f"sample pairs: latents of std {std:.4f}, {made_by}")
+            teacher = pair_teacher(cfg, pretrained)
+            made_by = f" of {mc['pair_teacher']}" if mc.get("pair_teacher") else ""
+            print(f"sample pairs: latents of std {std:.4f}, {teacher.solver} at NFE {teacher.nfe}{made_by}")
             samples = build_pairs(pretrained, splits, cfg, out / PAIRS_FILE, progress, std, teacher)
         objective = ReconstructionObjective(model, cfg, latents, samples)
     return train(
@@ -327,14 +326,16 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
     )
 
 
-def load_teacher(cfg: dict[str, Any], pretrained: FlowSampling) -> Teacher | None:
-    """``method.pair_teacher``: a checkpoint (e.g. FT-FM tuned for a larger NFE) whose own inference solver and
-    NFE make the sample pairs' targets instead of the pretrained flow (progressive distillation); None: unset."""
+def pair_teacher(cfg: dict[str, Any], pretrained: FlowSampling) -> Teacher:
+    """What makes the sample pairs' targets: the pretrained flow with ``method.pair_solver`` at
+    ``method.pair_nfe``, or the checkpoint ``method.pair_teacher`` (e.g. FT-FM tuned for a larger NFE) with its
+    own inference solver and NFE (progressive distillation)."""
     from fmpolicy.policy.reflow import Teacher
 
-    path = cfg["method"].get("pair_teacher")
+    mc = cfg["method"]
+    path = mc.get("pair_teacher")
     if not path:
-        return None
+        return Teacher(pretrained, mc["pair_solver"], mc["pair_nfe"])
     cfg["method"]["pair_teacher"] = path = str(Path(path).resolve())
     payload = load_checkpoint(path)
     model = model_from_checkpoint(payload).to(module_device(pretrained)).eval()

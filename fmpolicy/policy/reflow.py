@@ -61,14 +61,14 @@ def build_pairs(
     teacher: Teacher | None = None,
 ) -> dict[str, LatentBank]:
     """The reflow pairs of each split's chosen windows (latents of std ``latent_std``), made once and cached
-    in ``cache``: samples of the pretrained flow with ``method.pair_solver`` at ``method.pair_nfe``, or of a
-    ``teacher`` with its own solver and NFE."""
+    in ``cache``: samples of ``teacher`` (by default the pretrained flow with ``method.pair_solver`` at
+    ``method.pair_nfe``)."""
     mc = cfg["method"]
-    model, solver, nfe = (pretrained, mc["pair_solver"], mc["pair_nfe"]) if teacher is None else teacher
+    model, solver, nfe = teacher or Teacher(pretrained, mc["pair_solver"], mc["pair_nfe"])
     settings: dict[str, Any] = {"pair_solver": solver, "pair_nfe": nfe, "seed": cfg["seed"]}
     if latent_std != 1.0:  # unit-std caches keep their settings
         settings["latent_std"] = latent_std
-    if teacher is not None:
+    if mc.get("pair_teacher"):
         settings["teacher"] = mc["pair_teacher"]
 
     def compute(windows: WindowDataset, idx: np.ndarray) -> torch.Tensor:
