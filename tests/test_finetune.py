@@ -322,6 +322,9 @@ def test_pair_teacher_makes_the_sample_pairs_with_its_own_solver(ft_runs, tmp_pa
     )
     with pytest.raises(UserError, match="pair_teacher .* another task or dataset"):
         finetune(payload, cfg, source="", progress=False)
+    cfg["method"]["pair_teacher"] = str(tmp_path / "missing")
+    with pytest.raises(UserError, match="pair_teacher .* not found: give a run folder"):
+        finetune(payload, cfg, source="", progress=False)
 
 
 @pytest.mark.parametrize("run", ["ft_residual", "ft_residual_convex"])

@@ -288,6 +288,7 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
 
         objective = ReflowObjective(model, cfg, build_pairs(pretrained, splits, cfg, out / PAIRS_FILE, progress))
     else:
+        teacher = pair_teacher(cfg, pretrained)  # checked before the latents' minutes are spent
         latents: dict[str, LatentBank] = {}
         if mc["pairing"] == "inverse":
             latents = build_latents(pretrained, splits, mc, out / LATENTS_FILE, progress)
@@ -310,7 +311,6 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
             # "inference": the latents the policy is fed (noise_scale x temperature), so the decoder learns to
             # reproduce the accurate flow's samples at the temperature it is run at
             std = sampling_std(cfg["inference"]) if mc["sample_latent_std"] == "inference" else 1.0
-            teacher = pair_teacher(cfg, pretrained)
             made_by = f" of {mc['pair_teacher']}" if mc.get("pair_teacher") else ""
             print(f"sample pairs: latents of std {std:.4f}, {teacher.solver} at NFE {teacher.nfe}{made_by}")
             samples = build_pairs(pretrained, splits, cfg, out / PAIRS_FILE, progress, std, teacher)
@@ -337,6 +337,8 @@ def pair_teacher(cfg: dict[str, Any], pretrained: FlowSampling) -> Teacher:
     if not path:
         return Teacher(pretrained, mc["pair_solver"], mc["pair_nfe"])
     cfg["method"]["pair_teacher"] = path = str(Path(path).resolve())
+    if not Path(path).exists():
+        raise UserError(f"method.pair_teacher '{path}' not found: give a run folder or checkpoint file of the teacher")
     payload = load_checkpoint(path)
     model = model_from_checkpoint(payload).to(module_device(pretrained)).eval()
     ours, theirs = pretrained.action_norm.state_dict(), model.action_norm.state_dict()
