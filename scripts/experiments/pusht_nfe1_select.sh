@@ -8,7 +8,7 @@
 #  2. The 650-step run with Gaussian noise on the conditioning vector while fine-tuning (method.cond_noise).
 #  3. The 650-step run again with seeds 1 and 2 (other windows, latents and pairs): the spread between runs.
 #  4. Progressive distillation: the same three seeds with the sample pairs made by FT-FM tuned for NFE 2
-#     (sw10n2, Euler at NFE 2; method.pair_teacher) instead of the FM with RK4 at NFE 32.
+#     (sw10n2, Euler at NFE 2; method.pair_teacher) instead of the FM with RK4 at NFE 32, at weight 10 and 30.
 # Every 200-seed evaluation runs twice, with the sampling noise of eval.noise_seed 0 and 1.
 # Two torch threads, alone on the machine.
 # Usage: bash scripts/experiments/pusht_nfe1_select.sh   (OUT=runs/p12; pusht_ft_sample_pairs.sh, the sw10 and
@@ -72,6 +72,12 @@ for seed in 0 1 2; do
     $F finetune checkpoint="$OUT/fm" $FT train.steps=650 train.warmup_steps=65 seed="$seed" \
       method.pair_teacher="$OUT/sw10n2" out="$student"
   evals "$student"
+  heavy=$OUT/sw30_t2_seed$seed
+  mkdir -p "$heavy" && cp -n "$student"/{latents,pairs}.pt "$heavy/"
+  [ -f "$heavy/train_summary.json" ] ||
+    $F finetune checkpoint="$OUT/fm" $FT train.steps=650 train.warmup_steps=65 seed="$seed" \
+      method.pair_teacher="$OUT/sw10n2" method.sample_weight=30 out="$heavy"
+  evals "$heavy"
 done
 [ -f "$OUT/sw10_t2/sel100/metrics.json" ] || $F eval checkpoint="$OUT/sw10_t2" $SEL out="$OUT/sw10_t2/sel100" </dev/null
 for run in "$OUT/sw10n2" "$OUT/sp2"; do evals "$run"; done
