@@ -323,7 +323,7 @@ def test_pair_teacher_makes_the_sample_pairs_with_its_own_solver(ft_runs, tmp_pa
     with pytest.raises(UserError, match="pair_teacher .* another task or dataset"):
         finetune(payload, cfg, source="", progress=False)
     cfg["method"]["pair_teacher"] = str(tmp_path / "missing")
-    with pytest.raises(UserError, match="pair_teacher .* not found: give a run folder"):
+    with pytest.raises(UserError, match="method.pair_teacher not found at .*: pass method.pair_teacher=RUN_DIR"):
         finetune(payload, cfg, source="", progress=False)
 
 

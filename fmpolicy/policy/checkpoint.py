@@ -42,12 +42,13 @@ def keep_copy(path: Path, kept: Path) -> None:
         shutil.copyfile(path, kept)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+def load_checkpoint(path: str | Path, key: str = "checkpoint") -> dict[str, Any]:
+    """``key``: the config key the path was given as, named when it is not found."""
     path = Path(path)
     if path.is_dir():
         path = path / "checkpoints" / "last.pt"
     if not path.exists():
-        raise UserError(f"checkpoint not found at '{path}': pass checkpoint=RUN_DIR or checkpoint=PATH/to/file.pt")
+        raise UserError(f"{key} not found at '{path}': pass {key}=RUN_DIR or {key}=PATH/to/file.pt")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises several types for truncated or foreign files

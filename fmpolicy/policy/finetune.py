@@ -286,9 +286,11 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
     if kind == "reflow":
         from fmpolicy.policy.reflow import ReflowObjective, build_pairs
 
-        objective = ReflowObjective(model, cfg, build_pairs(pretrained, splits, cfg, out / PAIRS_FILE, progress))
+        pairs = build_pairs(splits, cfg, out / PAIRS_FILE, pair_teacher(cfg, pretrained), progress)
+        objective = ReflowObjective(model, cfg, pairs)
     else:
-        teacher = pair_teacher(cfg, pretrained)  # checked before the latents' minutes are spent
+        # the teacher is checked before the latents' minutes are spent
+        teacher = pair_teacher(cfg, pretrained) if mc["sample_weight"] > 0 else None
         latents: dict[str, LatentBank] = {}
         if mc["pairing"] == "inverse":
             latents = build_latents(pretrained, splits, mc, out / LATENTS_FILE, progress)
@@ -305,15 +307,15 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
                     f"(times inference.temperature = {cfg['inference']['temperature']})"
                 )
         samples = None
-        if mc["sample_weight"] > 0:
+        if teacher is not None:  # sample_weight > 0
             from fmpolicy.policy.reflow import build_pairs
 
             # "inference": the latents the policy is fed (noise_scale x temperature), so the decoder learns to
             # reproduce the accurate flow's samples at the temperature it is run at
             std = sampling_std(cfg["inference"]) if mc["sample_latent_std"] == "inference" else 1.0
-            made_by = f" of {mc['pair_teacher']}" if mc.get("pair_teacher") else ""
+            made_by = f" of {teacher.source}" if teacher.source else ""
             print(f"sample pairs: latents of std {std:.4f}, {teacher.solver} at NFE {teacher.nfe}{made_by}")
-            samples = build_pairs(pretrained, splits, cfg, out / PAIRS_FILE, progress, std, teacher)
+            samples = build_pairs(splits, cfg, out / PAIRS_FILE, teacher, progress, std)
         objective = ReconstructionObjective(model, cfg, latents, samples)
     return train(
         cfg,
@@ -333,13 +335,11 @@ def pair_teacher(cfg: dict[str, Any], pretrained: FlowSampling) -> Teacher:
     from fmpolicy.policy.reflow import Teacher
 
     mc = cfg["method"]
-    path = mc.get("pair_teacher")
+    path = mc.get("pair_teacher")  # reflow's config has no such key
     if not path:
         return Teacher(pretrained, mc["pair_solver"], mc["pair_nfe"])
-    cfg["method"]["pair_teacher"] = path = str(Path(path).resolve())
-    if not Path(path).exists():
-        raise UserError(f"method.pair_teacher '{path}' not found: give a run folder or checkpoint file of the teacher")
-    payload = load_checkpoint(path)
+    cfg["method"]["pair_teacher"] = path = str(Path(path).resolve())  # the run's config records where it is
+    payload = load_checkpoint(path, key="method.pair_teacher")
     model = model_from_checkpoint(payload).to(module_device(pretrained)).eval()
     ours, theirs = pretrained.action_norm.state_dict(), model.action_norm.state_dict()
     if payload["shape_meta"] != cfg["task"]["shape_meta"] or any(not torch.equal(ours[k], theirs[k]) for k in ours):
@@ -347,7 +347,7 @@ def pair_teacher(cfg: dict[str, Any], pretrained: FlowSampling) -> Teacher:
             f"method.pair_teacher '{path}' was trained on another task or dataset than the checkpoint being "
             "fine-tuned: use a teacher fine-tuned from the same FM checkpoint"
         )
-    return Teacher(model, payload["config"]["inference"]["solver"], payload["config"]["inference"]["nfe"])
+    return Teacher(model, payload["config"]["inference"]["solver"], payload["config"]["inference"]["nfe"], path)
 
 
 def pretrained_reference(payload: dict[str, Any], model: FlowSampling) -> FlowSampling:

@@ -23,11 +23,13 @@ from fmpolicy.policy.model import FlowSampling
 
 
 class Teacher(NamedTuple):
-    """A model that makes the pairs' targets in place of the pretrained flow, with its own solver and NFE."""
+    """What makes the pairs' targets: a model, the solver and NFE it samples with, and the checkpoint it was
+    loaded from (empty for the pretrained flow being fine-tuned)."""
 
     model: FlowSampling
     solver: str
     nfe: int
+    source: str = ""
 
 
 def generate_pairs(
@@ -52,27 +54,25 @@ def generate_pairs(
 
 
 def build_pairs(
-    pretrained: FlowSampling,
     splits: dict[str, tuple[WindowDataset, np.ndarray]],
     cfg: dict[str, Any],
     cache: Path,
+    teacher: Teacher,
     progress: bool = True,
     latent_std: float = 1.0,
-    teacher: Teacher | None = None,
 ) -> dict[str, LatentBank]:
-    """The reflow pairs of each split's chosen windows (latents of std ``latent_std``), made once and cached
-    in ``cache``: samples of ``teacher`` (by default the pretrained flow with ``method.pair_solver`` at
-    ``method.pair_nfe``)."""
-    mc = cfg["method"]
-    model, solver, nfe = teacher or Teacher(pretrained, mc["pair_solver"], mc["pair_nfe"])
-    settings: dict[str, Any] = {"pair_solver": solver, "pair_nfe": nfe, "seed": cfg["seed"]}
+    """The reflow pairs of each split's chosen windows (latents of std ``latent_std``, targets the
+    ``teacher``'s samples), made once and cached in ``cache``."""
+    settings: dict[str, Any] = {"pair_solver": teacher.solver, "pair_nfe": teacher.nfe, "seed": cfg["seed"]}
     if latent_std != 1.0:  # unit-std caches keep their settings
         settings["latent_std"] = latent_std
-    if mc.get("pair_teacher"):
-        settings["teacher"] = mc["pair_teacher"]
+    if teacher.source:
+        settings["teacher"] = teacher.source
 
     def compute(windows: WindowDataset, idx: np.ndarray) -> torch.Tensor:
-        return generate_pairs(model, windows, idx, solver, nfe, cfg["seed"], progress, latent_std)
+        return generate_pairs(
+            teacher.model, windows, idx, teacher.solver, teacher.nfe, cfg["seed"], progress, latent_std
+        )
 
     return cached_banks(splits, settings, cache, compute)
 
