@@ -19,16 +19,18 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 F=${F:-.venv/bin/fmpolicy}
 OUT=${OUT:-runs/p12}
 FM15=${FM15:-runs/p15/fm} # FM of the same budget (15,100 steps)
-FT="method=ft_mle method.fm_weight=0 method.sample_weight=10 inference.nfe=1 train.threads=$OMP_NUM_THREADS"
+FT="method=ft_mle method.fm_weight=0 method.sample_weight=10 inference.nfe=1 train.steps=650 train.warmup_steps=65"
+FT="$FT train.threads=$OMP_NUM_THREADS"
 SEL="eval.episodes=100 eval.seed_start=200000 eval.videos=0"
-finetune() { # NAME KEY=VALUE...: fine-tune from the FM, reusing sw10's latents and pairs
-  local name=$1
-  shift
-  [ -f "$OUT/$name/train_summary.json" ] && return
-  mkdir -p "$OUT/$name" && cp -n "$OUT"/sw10/{latents,pairs}.pt "$OUT/$name/"
-  $F finetune checkpoint="$OUT/fm" $FT "$@" out="$OUT/$name"
+finetune() { # RUN FROM KEY=VALUE...: fine-tune from the FM into RUN, starting from FROM's latent and pair caches
+  local run=$1 from=$2 # (empty: none; finetune checks a copied cache's settings, recomputes it where they differ)
+  shift 2
+  [ -f "$run/train_summary.json" ] && return
+  mkdir -p "$run"
+  [ -z "$from" ] || cp -n "$from"/{latents,pairs}.pt "$run/"
+  $F finetune checkpoint="$OUT/fm" $FT "$@" out="$run"
 }
-finetune sw10k train.steps=1300 train.warmup_steps=130 train.ckpt_every=130 train.keep_checkpoints=true
+finetune "$OUT/sw10k" "$OUT/sw10" train.steps=1300 train.warmup_steps=130 train.ckpt_every=130 train.keep_checkpoints=true
 for ckpt in "$OUT"/sw10k/checkpoints/step_*.pt; do
   sel="$OUT/sw10k/sel100_$(basename "$ckpt" .pt)"
   [ -f "$sel/metrics.json" ] || $F eval checkpoint="$ckpt" $SEL out="$sel" </dev/null
@@ -46,7 +48,7 @@ echo "selected: $best"
 [ -f "$OUT/sw10k/eval200_$best/metrics.json" ] ||
   $F eval checkpoint="$OUT/sw10k/checkpoints/$best.pt" eval.episodes=200 out="$OUT/sw10k/eval200_$best" </dev/null
 for noise in 0.01 0.02; do
-  finetune "sw10_cn$noise" train.steps=650 train.warmup_steps=65 method.cond_noise="$noise"
+  finetune "$OUT/sw10_cn$noise" "$OUT/sw10" method.cond_noise="$noise"
   for seeds in sel100 eval200; do
     args=$SEL
     [ "$seeds" = eval200 ] && args="eval.episodes=200"
@@ -60,24 +62,12 @@ evals() { # RUN: the 200 evaluation seeds with noise seeds 0 and 1
     $F eval checkpoint="$1" eval.episodes=200 eval.noise_seed=1 eval.videos=0 out="$1/eval200_ns1" </dev/null
 }
 for seed in 0 1 2; do
-  run=$OUT/sw10_seed$seed
-  [ "$seed" = 0 ] && run=$OUT/sw10
-  [ -f "$run/train_summary.json" ] ||
-    $F finetune checkpoint="$OUT/fm" $FT train.steps=650 train.warmup_steps=65 seed="$seed" out="$run"
-  evals "$run"
-  student=$OUT/sw10_t2_seed$seed
-  [ "$seed" = 0 ] && student=$OUT/sw10_t2
-  mkdir -p "$student" && cp -n "$run/latents.pt" "$student/"
-  [ -f "$student/train_summary.json" ] ||
-    $F finetune checkpoint="$OUT/fm" $FT train.steps=650 train.warmup_steps=65 seed="$seed" \
-      method.pair_teacher="$OUT/sw10n2" out="$student"
-  evals "$student"
-  heavy=$OUT/sw30_t2_seed$seed
-  mkdir -p "$heavy" && cp -n "$student"/{latents,pairs}.pt "$heavy/"
-  [ -f "$heavy/train_summary.json" ] ||
-    $F finetune checkpoint="$OUT/fm" $FT train.steps=650 train.warmup_steps=65 seed="$seed" \
-      method.pair_teacher="$OUT/sw10n2" method.sample_weight=30 out="$heavy"
-  evals "$heavy"
+  run=$OUT/sw10_seed$seed student=$OUT/sw10_t2_seed$seed
+  [ "$seed" = 0 ] && run=$OUT/sw10 student=$OUT/sw10_t2
+  finetune "$run" "" seed="$seed"
+  finetune "$student" "$run" seed="$seed" method.pair_teacher="$OUT/sw10n2"
+  finetune "$OUT/sw30_t2_seed$seed" "$student" seed="$seed" method.pair_teacher="$OUT/sw10n2" method.sample_weight=30
+  for r in "$run" "$student" "$OUT/sw30_t2_seed$seed"; do evals "$r"; done
 done
 [ -f "$OUT/sw10_t2/sel100/metrics.json" ] || $F eval checkpoint="$OUT/sw10_t2" $SEL out="$OUT/sw10_t2/sel100" </dev/null
 for run in "$OUT/sw10n2" "$OUT/sp2"; do evals "$run"; done
