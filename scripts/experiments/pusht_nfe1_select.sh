@@ -8,8 +8,11 @@
 #  2. The 650-step run with Gaussian noise on the conditioning vector while fine-tuning (method.cond_noise).
 #  3. The 650-step run again with seeds 1 and 2 (other windows, latents and pairs): the spread between runs.
 #  4. Progressive distillation: the same three seeds with the sample pairs made by FT-FM tuned for NFE 2
-#     (sw10n2, Euler at NFE 2; method.pair_teacher) instead of the FM with RK4 at NFE 32, at weight 10 and 30.
-# Every 200-seed evaluation runs twice, with the sampling noise of eval.noise_seed 0 and 1.
+#     (sw10n2, Euler at NFE 2; method.pair_teacher) instead of the FM with RK4 at NFE 32, at weight 10 and 30,
+#     and at weight 10 with the student started from the teacher's weights (finetune_from_weights.py).
+#  5. The seed-0 student on all 23,066 training windows (method.max_windows=0) instead of 8,192.
+# Every 200-seed evaluation runs twice, with the sampling noise of eval.noise_seed 0 and 1; the FM of the same
+# budget and the weight-10 runs (FM pairs, the NFE-2 teacher's pairs, NFE 2) a third time (noise seed 2).
 # Two torch threads, alone on the machine.
 # Usage: bash scripts/experiments/pusht_nfe1_select.sh   (OUT=runs/p12; pusht_ft_sample_pairs.sh, the sw10 and
 # sw10n2 runs of docs/results/pusht_few_step.md, and pusht_fm_same_budget.sh with OUT=runs/p15 first)
@@ -28,7 +31,7 @@ finetune() { # RUN FROM KEY=VALUE...: fine-tune from the FM into RUN, starting f
   [ -f "$run/train_summary.json" ] && return
   mkdir -p "$run"
   [ -z "$from" ] || cp -n "$from"/{latents,pairs}.pt "$run/"
-  $F finetune checkpoint="$OUT/fm" $FT "$@" out="$run"
+  ${FINETUNE:-$F finetune} checkpoint="$OUT/fm" $FT "$@" out="$run"
 }
 finetune "$OUT/sw10k" "$OUT/sw10" train.steps=1300 train.warmup_steps=130 train.ckpt_every=130 train.keep_checkpoints=true
 for ckpt in "$OUT"/sw10k/checkpoints/step_*.pt; do
@@ -56,10 +59,14 @@ for noise in 0.01 0.02; do
       $F eval checkpoint="$OUT/sw10_cn$noise" $args out="$OUT/sw10_cn$noise/$seeds" </dev/null
   done
 done
-evals() { # RUN: the 200 evaluation seeds with noise seeds 0 and 1
-  [ -f "$1/eval200/metrics.json" ] || $F eval checkpoint="$1" eval.episodes=200 out="$1/eval200" </dev/null
-  [ -f "$1/eval200_ns1/metrics.json" ] ||
-    $F eval checkpoint="$1" eval.episodes=200 eval.noise_seed=1 eval.videos=0 out="$1/eval200_ns1" </dev/null
+evals() { # RUN [NOISE_SEEDS]: the 200 evaluation seeds with each noise seed (default 0 and 1)
+  local run=$1 ns
+  for ns in ${2:-0 1}; do
+    local dir=$run/eval200_ns$ns
+    [ "$ns" = 0 ] && dir=$run/eval200
+    [ -f "$dir/metrics.json" ] ||
+      $F eval checkpoint="$run" eval.episodes=200 eval.noise_seed="$ns" eval.videos=0 out="$dir" </dev/null
+  done
 }
 for seed in 0 1 2; do
   run=$OUT/sw10_seed$seed student=$OUT/sw10_t2_seed$seed
@@ -67,9 +74,16 @@ for seed in 0 1 2; do
   finetune "$run" "" seed="$seed"
   finetune "$student" "$run" seed="$seed" method.pair_teacher="$OUT/sw10n2"
   finetune "$OUT/sw30_t2_seed$seed" "$student" seed="$seed" method.pair_teacher="$OUT/sw10n2" method.sample_weight=30
-  for r in "$run" "$student" "$OUT/sw30_t2_seed$seed"; do evals "$r"; done
+  FINETUNE=".venv/bin/python scripts/experiments/finetune_from_weights.py $OUT/sw10n2" \
+    finetune "$OUT/init_t2_seed$seed" "$student" seed="$seed" method.pair_teacher="$OUT/sw10n2"
+  for r in "$run" "$student" "$OUT/sw30_t2_seed$seed" "$OUT/init_t2_seed$seed"; do evals "$r"; done
 done
 [ -f "$OUT/sw10_t2/sel100/metrics.json" ] || $F eval checkpoint="$OUT/sw10_t2" $SEL out="$OUT/sw10_t2/sel100" </dev/null
-for run in "$OUT/sw10n2" "$OUT/sp2"; do evals "$run"; done
-[ -f "$FM15/eval200_nfe10_ns1/metrics.json" ] || $F eval checkpoint="$FM15" eval.nfe=10 eval.episodes=200 \
-  eval.noise_seed=1 eval.videos=0 out="$FM15/eval200_nfe10_ns1" </dev/null
+finetune "$OUT/sw10_t2_all" "" seed=0 method.pair_teacher="$OUT/sw10n2" method.max_windows=0
+evals "$OUT/sw10_t2_all"
+for run in "$OUT/sw10n2" "$OUT/sp2"; do evals "$run" "0 1 2"; done
+for run in sw10 sw10_seed1 sw10_seed2 sw10_t2 sw10_t2_seed1 sw10_t2_seed2; do evals "$OUT/$run" 2; done
+for ns in 1 2; do
+  [ -f "$FM15/eval200_nfe10_ns$ns/metrics.json" ] || $F eval checkpoint="$FM15" eval.nfe=10 eval.episodes=200 \
+    eval.noise_seed=$ns eval.videos=0 out="$FM15/eval200_nfe10_ns$ns" </dev/null
+done
