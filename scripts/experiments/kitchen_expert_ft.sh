@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Franka Kitchen, expert data: FT-FM at NFE 2 against FM at NFE 10 at temperature 0.5 (README, Kitchen section,
+# "Another fine-tuning seed and a second noise draw"). From the 14,000-step FM of
+#   OUT=runs/kd14 STEPS=14000 EVAL_EPISODES=200 bash scripts/experiments/kitchen_expert_dart.sh
+# FT-FM (1,200 steps at NFE 2, sample pairs at the sampling temperature: the default) with seeds 0 and 1, and
+# seed 0 without the FM regularizer, with a weight of 10 on the sample pairs, and with noise on the conditioning
+# vector (seed 0's variants reuse its latents and pairs). Each run and the FM at NFE 10 on the 200 evaluation
+# seeds (100000..) with the sampling noise of eval.noise_seed 0 and 1. Two torch threads, alone on the machine.
+# Usage: bash scripts/experiments/kitchen_expert_ft.sh   (OUT=runs/kd14)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+F=.venv/bin/fmpolicy
+OUT=${OUT:-runs/kd14}
+FT="method=ft_mle inference.nfe=2 train.steps=1200 train.threads=$OMP_NUM_THREADS"
+E="eval.episodes=200 inference.temperature=0.5 eval.videos=0"
+evals() { # RUN [eval args]: noise seeds 0 and 1
+  local run=$1
+  shift
+  [ -f "$run/eval200_T0.5/metrics.json" ] || $F eval checkpoint="$run" $E "$@" out="$run/eval200_T0.5" </dev/null
+  [ -f "$run/eval200_T0.5_ns1/metrics.json" ] ||
+    $F eval checkpoint="$run" $E eval.noise_seed=1 "$@" out="$run/eval200_T0.5_ns1" </dev/null
+}
+finetune() { # RUN KEY=VALUE...: fine-tune the FM into RUN, starting from seed 0's latent and pair caches
+  local run=$1
+  shift
+  [ -f "$run/train_summary.json" ] && return
+  mkdir -p "$run"
+  [ "$run" = "$OUT/ftsp" ] || [ "$run" = "$OUT/ftsp_seed1" ] || cp -n "$OUT"/ftsp/{latents,pairs}.pt "$run/"
+  $F finetune checkpoint="$OUT/fm" $FT "$@" out="$run"
+}
+finetune "$OUT/ftsp"
+finetune "$OUT/ftsp_seed1" seed=1
+finetune "$OUT/ftsp_fm0" method.fm_weight=0
+finetune "$OUT/sw10" method.sample_weight=10
+finetune "$OUT/ftsp_cn0.01" method.cond_noise=0.01
+evals "$OUT/fm" eval.nfe=10
+for run in ftsp ftsp_seed1 ftsp_fm0 sw10 ftsp_cn0.01; do evals "$OUT/$run"; done
