@@ -87,3 +87,5 @@ for ns in 1 2; do
   [ -f "$FM15/eval200_nfe10_ns$ns/metrics.json" ] || $F eval checkpoint="$FM15" eval.nfe=10 eval.episodes=200 \
     eval.noise_seed=$ns eval.videos=0 out="$FM15/eval200_nfe10_ns$ns" </dev/null
 done
+# the plot of every draw (docs/results/pusht_nfe1_draws.png; it reads runs/p12 and runs/p15)
+.venv/bin/python scripts/experiments/pusht_nfe1_plot.py
