@@ -3,9 +3,10 @@
 # "Another fine-tuning seed and a second noise draw"). From the 14,000-step FM of
 #   OUT=runs/kd14 STEPS=14000 EVAL_EPISODES=200 bash scripts/experiments/kitchen_expert_dart.sh
 # FT-FM (1,200 steps at NFE 2, sample pairs at the sampling temperature: the default) with seeds 0 and 1, and
-# seed 0 without the FM regularizer and with it at weight 1, with a weight of 10 on the sample pairs, and with noise on the conditioning
-# vector (seed 0's variants reuse its latents and pairs). Each run and the FM at NFE 10 on the 200 evaluation
-# seeds (100000..) with the sampling noise of eval.noise_seed 0 and 1. Two torch threads, alone on the machine.
+# seed 0 without the FM regularizer, with it at weight 1, with a weight of 10 on the sample pairs, and with
+# noise on the conditioning vector (seed 0's variants reuse its latents and pairs). Each run and the FM at NFE
+# 10 on the 200 evaluation seeds (100000..) with the sampling noise of eval.noise_seed 0 and 1. Two torch
+# threads, alone on the machine.
 # Usage: bash scripts/experiments/kitchen_expert_ft.sh   (OUT=runs/kd14)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
