@@ -20,6 +20,7 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fmpolicy.envs.registry import Suite, register  # noqa: E402
+from fmpolicy.envs.wrappers import ResetResult, StepResult  # noqa: E402
 from fmpolicy.stats import mean_ci95, wilson_ci95  # noqa: E402
 
 MAX_EPISODE_STEPS = 280
@@ -73,7 +74,7 @@ class KitchenEnv(gym.Wrapper):
     def _info(self, info: dict[str, Any]) -> dict[str, Any]:
         return {"completed": tuple(info.get("episode_task_completions", ()))}
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> ResetResult:
         obs, info = self.env.reset(seed=seed)
         if options and options.get("reset_to_state") is not None:
             robot = self.unwrapped.robot_env
@@ -81,7 +82,7 @@ class KitchenEnv(gym.Wrapper):
             obs = self.unwrapped._get_obs(robot._get_obs())
         return {"observation": np.asarray(obs["observation"], dtype=np.float64).copy()}, self._info(info)
 
-    def step(self, action: np.ndarray):
+    def step(self, action: np.ndarray) -> StepResult:
         obs, reward, terminated, truncated, info = self.env.step(np.asarray(action, dtype=np.float64))
         out = {"observation": np.asarray(obs["observation"], dtype=np.float64).copy()}
         return out, float(reward), bool(terminated), bool(truncated), self._info(info)

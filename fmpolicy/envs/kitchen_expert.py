@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import gymnasium as gym
 import mujoco
 import numpy as np
 
@@ -295,7 +296,7 @@ def _to_action(ctx: _Ctx, q: np.ndarray, dq: np.ndarray, obs_q: np.ndarray, grip
 
 
 def run_expert_episode(
-    env, seed: int, tasks: list[str], max_steps: int = 280, rng_order: bool = True, action_noise: float = 0.0
+    env: gym.Env, seed: int, tasks: list[str], max_steps: int = 280, rng_order: bool = True, action_noise: float = 0.0
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Run one scripted episode of FrankaKitchen-v1 and return its aligned observations/actions and a summary.
 

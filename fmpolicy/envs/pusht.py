@@ -15,6 +15,7 @@ import numpy as np
 from gym_pusht.envs.pusht import PushTEnv
 
 from fmpolicy.envs.registry import Perturbation, Suite, register
+from fmpolicy.envs.wrappers import ResetResult, StepResult
 
 SUCCESS_COVERAGE = 0.95
 MAX_EPISODE_STEPS = 300
@@ -86,7 +87,7 @@ class PushTKeypointEnv(gym.Env):
         sim.block.position = [float(state[2]), float(state[3])]
         sim.space.step(sim.dt)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> ResetResult:
         super().reset(seed=seed)
         self.sim.reset(seed=seed)
         if options and options.get("reset_to_state") is not None:
@@ -95,7 +96,7 @@ class PushTKeypointEnv(gym.Env):
         coverage = self.coverage()
         return self._obs(), {"coverage": coverage, "is_success": coverage > SUCCESS_COVERAGE}
 
-    def step(self, action: np.ndarray):
+    def step(self, action: np.ndarray) -> StepResult:
         _, reward, terminated, truncated, info = self.sim.step(np.asarray(action, dtype=np.float64))
         return (
             self._obs(),
@@ -133,11 +134,11 @@ class BlockDisturbance(gym.Wrapper):
         super().__init__(env)
         self.at_step, self.distance, self._steps = at_step, distance, 0
 
-    def reset(self, **kwargs):
+    def reset(self, **kwargs) -> ResetResult:
         self._steps = 0
         return self.env.reset(**kwargs)
 
-    def step(self, action):
+    def step(self, action: np.ndarray) -> StepResult:
         if self._steps == self.at_step:
             self.env.unwrapped.displace_block(self.distance)
         self._steps += 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from gym_pusht.envs.pusht import PushTEnv
 from pymunk import Vec2d
 from shapely.geometry import LineString, Polygon
 
@@ -36,19 +37,19 @@ class ExpertConfig:
     refine: int = 24  # perturbations of the best primitive simulated after the first round
 
 
-def _save(sim) -> tuple:
+def _save(sim: PushTEnv) -> tuple:
     a, b = sim.agent, sim.block
     return (Vec2d(*a.position), Vec2d(*a.velocity), Vec2d(*b.position), b.angle, Vec2d(*b.velocity), b.angular_velocity)
 
 
-def _restore(sim, state: tuple) -> None:
+def _restore(sim: PushTEnv, state: tuple) -> None:
     a, b = sim.agent, sim.block
     a.position, a.velocity = state[0], state[1]
     b.angle = state[3]  # angle before position (see PushTKeypointEnv.set_state)
     b.position, b.velocity, b.angular_velocity = state[2], state[4], state[5]
 
 
-def _physics_step(sim, target: np.ndarray) -> None:
+def _physics_step(sim: PushTEnv, target: np.ndarray) -> None:
     """gym-pusht's control step without its coverage bookkeeping."""
     target = Vec2d(float(target[0]), float(target[1]))
     for _ in range(int(1 / (sim.dt * sim.control_hz))):
@@ -57,7 +58,7 @@ def _physics_step(sim, target: np.ndarray) -> None:
         sim.space.step(sim.dt)
 
 
-def keypoint_error(sim) -> float:
+def keypoint_error(sim: PushTEnv) -> float:
     pose = np.array([*sim.block.position, sim.block.angle])
     return float(np.linalg.norm(block_keypoints(pose[:2], pose[2]) - GOAL_KEYPOINTS, axis=-1).mean())
 
@@ -65,7 +66,7 @@ def keypoint_error(sim) -> float:
 GOAL_KEYPOINTS = block_keypoints(GOAL[:2], GOAL[2])
 
 
-def _outline_world(sim) -> np.ndarray:
+def _outline_world(sim: PushTEnv) -> np.ndarray:
     return np.array([tuple(sim.block.local_to_world(Vec2d(*p))) for p in T_OUTLINE])
 
 

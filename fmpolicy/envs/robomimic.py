@@ -28,6 +28,7 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fmpolicy.envs.registry import Suite, register  # noqa: E402
+from fmpolicy.envs.wrappers import ResetResult, StepResult  # noqa: E402
 from fmpolicy.errors import UserError  # noqa: E402
 
 MAX_EPISODE_STEPS = 400
@@ -229,7 +230,7 @@ class RobomimicEnv(gym.Env):
         """The flat MuJoCo state robomimic stores in ``states``."""
         return np.asarray(self.env.sim.get_state().flatten(), dtype=np.float64)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> ResetResult:
         super().reset(seed=seed)
         if seed is not None:
             reseed(self.env, seed)
@@ -264,7 +265,7 @@ class RobomimicEnv(gym.Env):
         raw = self.env._get_observations(force_update=True)
         return self._obs(raw), {"success": self.success()}
 
-    def step(self, action: np.ndarray):
+    def step(self, action: np.ndarray) -> StepResult:
         raw, reward, _, _ = self.env.step(np.asarray(action, dtype=np.float64))
         success = self.success()
         return self._obs(raw), float(reward), bool(success and self.terminate_on_success), False, {"success": success}

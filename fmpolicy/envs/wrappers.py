@@ -8,6 +8,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+Obs = dict[str, np.ndarray]
+ResetResult = tuple[Obs, dict[str, Any]]
+StepResult = tuple[Obs, float, bool, bool, dict[str, Any]]
+
 
 class VideoRecorder(gym.Wrapper):
     """Keeps the rendered frames of the first episode after the first reset."""
@@ -21,14 +25,14 @@ class VideoRecorder(gym.Wrapper):
     def _recording(self) -> bool:
         return self.enabled and self._n_resets == 1
 
-    def reset(self, **kwargs):
+    def reset(self, **kwargs) -> ResetResult:
         out = self.env.reset(**kwargs)
         self._n_resets += 1
         if self._recording():
             self.frames.append(self.env.render())
         return out
 
-    def step(self, action):
+    def step(self, action: np.ndarray) -> StepResult:
         out = self.env.step(action)
         if self._recording():
             self.frames.append(self.env.render())
@@ -73,7 +77,7 @@ class ChunkExecution(gym.Wrapper):
     def _stacked(self) -> dict[str, np.ndarray]:
         return {k: np.stack([o[k] for o in self._history]) for k in self._history[0]}
 
-    def reset(self, **kwargs):
+    def reset(self, **kwargs) -> ResetResult:
         obs, info = self.env.reset(**kwargs)
         self._history.clear()
         self._history.extend([obs] * self.n_obs_steps)
@@ -81,7 +85,7 @@ class ChunkExecution(gym.Wrapper):
         self.tracker.reset(info)
         return self._stacked(), {**info, **self.tracker.result(), "env_steps": 0}
 
-    def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+    def step(self, actions: np.ndarray) -> StepResult:
         best_reward = -np.inf
         terminated = truncated = False
         info: dict[str, Any] = {}
@@ -114,12 +118,12 @@ class ActionNoise(gym.Wrapper):
         self.std = float(std)
         self._rng = np.random.default_rng([self.SEED_TAG])
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> ResetResult:
         if seed is not None:
             self._rng = np.random.default_rng([self.SEED_TAG, int(seed)])
         return self.env.reset(seed=seed, options=options)
 
-    def step(self, action):
+    def step(self, action: np.ndarray) -> StepResult:
         if self.std:
             noisy = np.asarray(action, dtype=np.float64) + self._rng.normal(0.0, self.std, np.shape(action))
             space = self.env.action_space

@@ -83,7 +83,7 @@ class HeldOut:
         self.idx, self.obs, self.act = held_out_batch(data, cfg, cfg["diagnose"]["windows"])
         self._latents: dict[int, torch.Tensor] = {}
 
-    def latents(self, reference) -> torch.Tensor:
+    def latents(self, reference: FlowSampling) -> torch.Tensor:
         key = id(reference)
         if key not in self._latents:
             dc = self.cfg["diagnose"]

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,12 @@ from fmpolicy.policy.solvers import EVALS_PER_STEP, integrate
 from fmpolicy.policy.train import obs_to_device
 
 
-def velocity_jacobians(velocity, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+def velocity_jacobians(
+    velocity: Callable[..., torch.Tensor], x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor
+) -> torch.Tensor:
     """``dv/dx`` per sample, ``(B, D, D)`` with ``D = horizon * action_dim``."""
 
-    def single(xi, ti, ci):
+    def single(xi: torch.Tensor, ti: torch.Tensor, ci: torch.Tensor) -> torch.Tensor:
         return velocity(xi[None], ti[None], ci[None])[0].flatten()
 
     jac = vmap(jacrev(single))(x, t, cond)
