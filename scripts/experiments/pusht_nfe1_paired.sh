@@ -2,9 +2,10 @@
 # Issue 11, part 1 at NFE 1 and 2 with five times the evaluation seeds, compared seed by seed
 # (docs/results/pusht_few_step.md, "1,000 evaluation seeds, paired"). From the 12,000-step FM: the NFE-2 FT-FM of
 # weight 10 (sw10n2) and the NFE-1 student it teaches (sw10_t2, seed 0), each on the evaluation seeds
-# 100000..100000+EPISODES-1 with noise seed 0, beside the FM at NFE 10; then paired_episodes.py on each pair.
+# 100000..100000+EPISODES-1 with noise seed 0, beside the FM at NFE 10 and the FM of the same budget (15,100 steps,
+# pusht_fm_same_budget.sh) at NFE 10; then paired_episodes.py on each pair.
 # Two torch threads, alone on the machine.
-# Usage: bash scripts/experiments/pusht_nfe1_paired.sh   (OUT=runs/p12 EPISODES=1000)
+# Usage: bash scripts/experiments/pusht_nfe1_paired.sh   (OUT=runs/p12 FM15=runs/p15/fm EPISODES=1000)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
@@ -12,6 +13,7 @@ F=${F:-.venv/bin/fmpolicy}
 PY=.venv/bin/python
 OUT=${OUT:-runs/p12}
 N=${EPISODES:-1000}
+FM15=${FM15:-runs/p15/fm}
 FT="method=ft_mle method.fm_weight=0 method.sample_weight=10 train.steps=650 train.warmup_steps=65"
 FT="$FT train.threads=$OMP_NUM_THREADS"
 [ -f "$OUT/fm/train_summary.json" ] ||
@@ -22,11 +24,17 @@ if [ ! -f "$OUT/sw10_t2/train_summary.json" ]; then
   $F finetune checkpoint="$OUT/fm" $FT inference.nfe=1 method.pair_teacher="$OUT/sw10n2" out="$OUT/sw10_t2"
 fi
 E="eval.episodes=$N eval.videos=0"
-[ -f "$OUT/fm/eval${N}_nfe10/metrics.json" ] || $F eval checkpoint="$OUT/fm" eval.nfe=10 $E out="$OUT/fm/eval${N}_nfe10"
+[ -f "$FM15/train_summary.json" ] ||
+  $F train task=pusht_lowdim method=fm train.steps=15100 train.threads="$OMP_NUM_THREADS" out="$FM15"
+for fm in "$OUT/fm" "$FM15"; do
+  [ -f "$fm/eval${N}_nfe10/metrics.json" ] || $F eval checkpoint="$fm" eval.nfe=10 $E out="$fm/eval${N}_nfe10"
+done
 for run in sw10_t2 sw10n2; do
   [ -f "$OUT/$run/eval$N/metrics.json" ] || $F eval checkpoint="$OUT/$run" $E out="$OUT/$run/eval$N"
 done
 for run in sw10_t2 sw10n2; do
   $PY scripts/experiments/paired_episodes.py "$OUT/fm/eval${N}_nfe10/episodes.csv" "$OUT/$run/eval$N/episodes.csv" \
     --out "$OUT/$run/paired${N}_vs_fm10.json"
+  $PY scripts/experiments/paired_episodes.py "$FM15/eval${N}_nfe10/episodes.csv" "$OUT/$run/eval$N/episodes.csv" \
+    --out "$OUT/$run/paired${N}_vs_fm15_10.json"
 done
