@@ -7,6 +7,7 @@ exit status 2.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -27,6 +28,7 @@ USAGE = """usage: fmpolicy COMMAND key=value ...
   speed     [checkpoint=PATH | task=TASK method=fm policy.down_dims=[...]] out=DIR
   robustness bench.runs='{FM: RUN, FT-FM: RUN, ResFT-FM: RUN}' eval.episodes=100 out=DIR
   eval      checkpoint=PATH eval.episodes=N eval.nfe=K out=DIR
+  compare   a=EVAL_DIR b=EVAL_DIR [out=DIR]
   deploy    checkpoint=PATH deploy.steps=300 out=DIR
 """
 
@@ -154,6 +156,25 @@ def cmd_eval(overrides: dict[str, Any]) -> None:
     )
 
 
+def cmd_compare(overrides: dict[str, Any]) -> None:
+    from fmpolicy.eval.paired import compare_episodes, format_comparison, read_episodes
+
+    unknown = set(overrides) - {"a", "b", "out"}
+    if unknown or not {"a", "b"} <= set(overrides):
+        raise UserError(
+            f"compare takes a=EVAL_DIR b=EVAL_DIR [out=DIR] (got {', '.join(sorted(overrides)) or 'nothing'}): "
+            "pass two folders written by fmpolicy eval over the same seeds"
+        )
+    a, b = str(overrides["a"]), str(overrides["b"])
+    res = compare_episodes(read_episodes(a), read_episodes(b))
+    print(format_comparison(res, a, b))
+    if overrides.get("out") is not None:
+        out = Path(str(overrides["out"]))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "compare.json").write_text(json.dumps({"a": a, "b": b, **res}, indent=2))
+        print(f"-> {out}/compare.json")
+
+
 def cmd_diagnose(overrides: dict[str, Any]) -> None:
     from fmpolicy.data.tasks import load_task_data
     from fmpolicy.eval.diagnostics import diagnose
@@ -251,6 +272,7 @@ COMMANDS: dict[str, Callable[[dict[str, Any]], None]] = {
     "finetune": cmd_finetune,
     "diagnose": cmd_diagnose,
     "eval": cmd_eval,
+    "compare": cmd_compare,
     "deploy": cmd_deploy,
     "bench": cmd_bench,
     "speed": cmd_speed,

@@ -7,13 +7,19 @@ import math
 import numpy as np
 
 
-def mean_ci95(x: np.ndarray) -> tuple[float, float]:
-    """Normal-approximation 95% interval of a mean of values in [0, 1], clipped to [0, 1]."""
+def normal_ci95(x: np.ndarray) -> tuple[float, float]:
+    """Normal-approximation 95% interval of the mean of ``x``."""
     x = np.asarray(x, dtype=float)
     if len(x) < 2:
         return float(x.mean()), float(x.mean())
     half = 1.96 * x.std(ddof=1) / math.sqrt(len(x))
-    return max(0.0, float(x.mean() - half)), min(1.0, float(x.mean() + half))
+    return float(x.mean() - half), float(x.mean() + half)
+
+
+def mean_ci95(x: np.ndarray) -> tuple[float, float]:
+    """Normal-approximation 95% interval of a mean of values in [0, 1], clipped to [0, 1]."""
+    lo, hi = normal_ci95(x)
+    return max(0.0, lo), min(1.0, hi)
 
 
 def wilson_ci95(successes: int, n: int) -> tuple[float, float]:

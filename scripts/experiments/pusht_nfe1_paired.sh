@@ -3,14 +3,13 @@
 # (docs/results/pusht_few_step.md, "1,000 evaluation seeds, paired"). From the 12,000-step FM: the NFE-2 FT-FM of
 # weight 10 (sw10n2) and the NFE-1 student it teaches (sw10_t2, seed 0), each on the evaluation seeds
 # 100000..100000+EPISODES-1 with noise seed 0, beside the FM at NFE 10 and the FM of the same budget (15,100 steps,
-# pusht_fm_same_budget.sh) at NFE 10; then paired_episodes.py on each pair.
+# pusht_fm_same_budget.sh) at NFE 10; then `fmpolicy compare` on each pair.
 # Two torch threads, alone on the machine.
 # Usage: bash scripts/experiments/pusht_nfe1_paired.sh   (OUT=runs/p12 FM15=runs/p15/fm EPISODES=1000)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 F=${F:-.venv/bin/fmpolicy}
-PY=.venv/bin/python
 OUT=${OUT:-runs/p12}
 N=${EPISODES:-1000}
 FM15=${FM15:-runs/p15/fm}
@@ -33,8 +32,7 @@ for run in sw10_t2 sw10n2; do
   [ -f "$OUT/$run/eval$N/metrics.json" ] || $F eval checkpoint="$OUT/$run" $E out="$OUT/$run/eval$N"
 done
 for run in sw10_t2 sw10n2; do
-  $PY scripts/experiments/paired_episodes.py "$OUT/fm/eval${N}_nfe10/episodes.csv" "$OUT/$run/eval$N/episodes.csv" \
-    --out "$OUT/$run/paired${N}_vs_fm10.json"
-  $PY scripts/experiments/paired_episodes.py "$FM15/eval${N}_nfe10/episodes.csv" "$OUT/$run/eval$N/episodes.csv" \
-    --out "$OUT/$run/paired${N}_vs_fm15_10.json"
+  $F compare a="$OUT/fm/eval${N}_nfe10" b="$OUT/$run/eval$N" out="$OUT/$run/compare${N}_vs_fm10"
+  $F compare a="$FM15/eval${N}_nfe10" b="$OUT/$run/eval$N" out="$OUT/$run/compare${N}_vs_fm15_10"
 done
+$F compare a="$OUT/fm/eval${N}_nfe10" b="$FM15/eval${N}_nfe10" out="$FM15/compare${N}_vs_fm12k_10"

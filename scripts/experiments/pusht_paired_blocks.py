@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from paired_episodes import read  # this folder is on sys.path when the script runs
 
+from fmpolicy.eval.paired import read_episodes
 from fmpolicy.plotting import figure, save
 
 BLOCK = 200
@@ -29,7 +29,7 @@ RUNS = [
 
 def blocks(episodes: Path) -> np.ndarray:
     """Mean score and success of each block of BLOCK seeds, shape (n_blocks, 2)."""
-    per_seed = read(episodes)
+    per_seed = read_episodes(episodes)
     values = np.array([(per_seed[s]["score"], per_seed[s]["success"]) for s in sorted(per_seed)])
     n = len(values) // BLOCK * BLOCK
     return values[:n].reshape(-1, BLOCK, 2).mean(axis=1)
