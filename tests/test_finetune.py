@@ -428,6 +428,17 @@ def test_bench_and_robustness_tables(ft_runs, tiny_run, tmp_path):
     for r in rows:
         assert 0 <= float(r["score"]) <= 1 and float(r["latency_ms_batch1"]) > 0
         assert float(r["recon_mse_inverse"]) >= 0
+    # every row beside the reference (FM at its highest NFE) carries its seed-by-seed difference to it,
+    # the same that `fmpolicy compare` gives from the rows' episode files
+    from fmpolicy.eval.paired import compare_episodes, read_episodes
+
+    assert rows[1]["d_score"] == "" and all(r["d_score"] != "" for i, r in enumerate(rows) if i != 1)
+    ref, ft = (
+        read_episodes(tmp_path / "b" / "episodes" / f"{m}_euler_nfe{n}.csv") for m, n in (("FM", 2), ("FT-FM", 1))
+    )
+    assert float(rows[2]["d_score"]) == pytest.approx(compare_episodes(ref, ft)["score"]["diff"])
+    assert float(rows[2]["d_score"]) == pytest.approx(float(rows[2]["score"]) - float(rows[1]["score"]))
+    assert "the row minus FM at NFE 2 (euler) seed by seed" in (tmp_path / "b" / "bench.md").read_text()
     assert "| method |" in (tmp_path / "b" / "bench.md").read_text()
     assert (tmp_path / "b" / "bench.png").exists()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ from fmpolicy.data.tasks import TaskData, load_task_data
 from fmpolicy.envs.registry import get_suite
 from fmpolicy.errors import UserError
 from fmpolicy.eval.diagnostics import held_out_batch, reconstruction_errors
-from fmpolicy.eval.rollout import rollout_episodes, summarize
+from fmpolicy.eval.paired import by_seed, compare_episodes
+from fmpolicy.eval.rollout import rollout_episodes, summarize, write_episodes
 from fmpolicy.eval.sensitivity import FIELD_NOISE, STATE_GAIN, plot_sensitivity, sensitivity
 from fmpolicy.eval.video import write_video
 from fmpolicy.plotting import figure, save
@@ -107,6 +109,7 @@ def bench(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
     first_cfg = next(iter(runs.values()))[1]
     held = HeldOut(load_task_data(first_cfg), first_cfg) if bc["reconstruction"] else None
     rows = []
+    episodes: list[list[dict[str, Any]]] = []  # each row's per-seed results
     out.mkdir(parents=True, exist_ok=True)
     for name, (payload, run_cfg) in runs.items():
         model = model_from_checkpoint(payload, run_cfg)
@@ -133,12 +136,43 @@ def bench(cfg: dict[str, Any], out: Path) -> list[dict[str, Any]]:
             if held is not None:
                 row["latency_ms_batch1"] = batch1_latency_ms(policy, held.obs, solver, nfe, bc["latency_calls"])
             rows.append(row)
+            episodes.append(results)
             print(_row_line(row))
+            write_episodes(results, out / "episodes" / f"{_file_name(name)}_{solver}_nfe{nfe}.csv")
             write_tables(rows, out, "bench")  # before the videos: a row measured is never lost to them
             for seed, frames in zip(seeds, videos):
                 write_video(out / "videos" / f"{name}_nfe{nfe}_seed{seed}.mp4", frames)
+    reference = add_paired_differences(rows, episodes)
+    write_tables(rows, out, "bench", note=PAIRED_NOTE.format(reference=reference) if reference else "")
     plot_vs_nfe(rows, out)
     return rows
+
+
+PAIRED_NOTE = (
+    "d_score, d_success: the row minus {reference} seed by seed over the same seeds, with the paired 95% interval "
+    "(usually much narrower than the rows' own intervals, since what the seed alone decides cancels; `fmpolicy compare` on `episodes/*.csv` gives the same)."
+)
+
+
+def _file_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+def add_paired_differences(rows: list[dict[str, Any]], episodes: list[list[dict[str, Any]]]) -> str | None:
+    """Adds each row's paired difference to the reference row (the first run at its highest NFE); its name."""
+    if len(rows) < 2:
+        return None
+    first = [i for i, r in enumerate(rows) if r["method"] == rows[0]["method"]]
+    ref = max(first, key=lambda i: rows[i]["nfe"])
+    reference = by_seed(episodes[ref])
+    for i, row in enumerate(rows):
+        if i == ref:
+            continue
+        res = compare_episodes(reference, by_seed(episodes[i]))
+        for key in ("score", "success"):
+            row[f"d_{key}"], row[f"d_{key}_ci95"] = res[key]["diff"], res[key]["ci95"]
+    r = rows[ref]
+    return f"{r['method']} at NFE {r['nfe']} ({r['solver']})"
 
 
 def row_metrics(metrics: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
@@ -193,6 +227,8 @@ def write_tables(rows: list[dict[str, Any]], out: Path, stem: str, note: str = "
             v = r.get(k, "")
             if k in ("score", "success_rate") and v != "":
                 cells.append(_fmt_ci(v, r[k.replace("_rate", "") + "_ci95"]))
+            elif k.startswith("d_") and v != "":
+                cells.append(f"{v:+.3f} [{r[k + '_ci95'][0]:+.3f}, {r[k + '_ci95'][1]:+.3f}]")
             elif isinstance(v, float):
                 cells.append(f"{v:.{_decimals(k)}f}")
             else:

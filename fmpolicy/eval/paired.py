@@ -10,6 +10,7 @@ while 1,000 seeds put it 0.001 below (docs/results/pusht_few_step.md).
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +41,16 @@ def read_episodes(path: str | Path) -> dict[int, dict[str, float]]:
     missing = [k for k in ("seed", *METRICS) if not rows or k not in rows[0]]
     if missing:
         raise UserError(f"{csv_path} has no column {', '.join(missing)}: it is not an episodes.csv written by eval")
-    return {
-        int(r["seed"]): {
-            "score": float(r["score"]),
-            "success": float(r["success"].strip().lower() in ("true", "1", "1.0")),
-        }
-        for r in rows
-    }
+    return by_seed(rows)
+
+
+def by_seed(rows: Iterable[Mapping[str, Any]]) -> dict[int, dict[str, float]]:
+    """Seed -> score and success (as 0/1) of episode records, as rollouts return them or a csv holds them."""
+
+    def flag(v: Any) -> float:
+        return float(v.strip().lower() in ("true", "1", "1.0")) if isinstance(v, str) else float(bool(v))
+
+    return {int(r["seed"]): {"score": float(r["score"]), "success": flag(r["success"])} for r in rows}
 
 
 def compare_episodes(a: dict[int, dict[str, float]], b: dict[int, dict[str, float]]) -> dict[str, Any]:

@@ -150,6 +150,15 @@ def plot_results(results: list[dict[str, Any]], task: dict[str, Any], path: Path
     save(fig, path)
 
 
+def write_episodes(results: list[dict[str, Any]], path: Path) -> None:
+    """One row per episode (seed, score, success and the suite's extras): what ``fmpolicy compare`` reads."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(results[0]))
+        writer.writeheader()
+        writer.writerows(results)
+
+
 def evaluate_policy(policy: Policy, cfg: dict[str, Any], out: Path, progress: bool = True) -> dict[str, Any]:
     """Roll out ``cfg.eval`` episodes; writes episodes.csv, metrics.json, a plot and videos."""
     ec = cfg["eval"]
@@ -162,11 +171,7 @@ def evaluate_policy(policy: Policy, cfg: dict[str, Any], out: Path, progress: bo
     metrics = summarize(results, nfe, solver, cfg["task"])
     metrics["env_steps_per_s"] = steps_per_s
     metrics["seeds"] = [seeds[0], seeds[-1]]
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "episodes.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(results[0]))
-        writer.writeheader()
-        writer.writerows(results)
+    write_episodes(results, out / "episodes.csv")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     plot_results(results, cfg["task"], out / "results.png", f"{metrics['n_episodes']} episodes, NFE {nfe} ({solver})")
     for i, frames in enumerate(videos):

@@ -2,7 +2,7 @@
 # Issue 11, part 1 at NFE 1 and 2 with five times the evaluation seeds, compared seed by seed
 # (docs/results/pusht_few_step.md, "1,000 evaluation seeds, paired"). From the 12,000-step FM: the NFE-2 FT-FM of
 # weight 10 (sw10n2) and the NFE-1 student it teaches (sw10_t2, seed 0), each on the evaluation seeds
-# 100000..100000+EPISODES-1 with noise seed 0, beside the FM at NFE 10 and the FM of the same budget (15,100 steps,
+# 100000..100000+EPISODES-1 with noise seed 0, beside the FM at NFE 1, 2 and 10 and the FM of the same budget (15,100 steps,
 # pusht_fm_same_budget.sh) at NFE 10; then `fmpolicy compare` on each pair.
 # Two torch threads, alone on the machine.
 # Usage: bash scripts/experiments/pusht_nfe1_paired.sh   (OUT=runs/p12 FM15=runs/p15/fm EPISODES=1000)
@@ -28,6 +28,9 @@ E="eval.episodes=$N eval.videos=0"
 for fm in "$OUT/fm" "$FM15"; do
   [ -f "$fm/eval${N}_nfe10/metrics.json" ] || $F eval checkpoint="$fm" eval.nfe=10 $E out="$fm/eval${N}_nfe10"
 done
+for nfe in 1 2; do # the FM the fine-tuning started from, at the fine-tuned runs' NFEs
+  [ -f "$OUT/fm/eval${N}_nfe$nfe/metrics.json" ] || $F eval checkpoint="$OUT/fm" eval.nfe=$nfe $E out="$OUT/fm/eval${N}_nfe$nfe"
+done
 for run in sw10_t2 sw10n2; do
   [ -f "$OUT/$run/eval$N/metrics.json" ] || $F eval checkpoint="$OUT/$run" $E out="$OUT/$run/eval$N"
 done
@@ -36,3 +39,5 @@ for run in sw10_t2 sw10n2; do
   $F compare a="$FM15/eval${N}_nfe10" b="$OUT/$run/eval$N" out="$OUT/$run/compare${N}_vs_fm15_10"
 done
 $F compare a="$OUT/fm/eval${N}_nfe10" b="$FM15/eval${N}_nfe10" out="$FM15/compare${N}_vs_fm12k_10"
+$F compare a="$OUT/fm/eval${N}_nfe2" b="$OUT/sw10n2/eval$N" out="$OUT/sw10n2/compare${N}_vs_fm2"
+$F compare a="$OUT/fm/eval${N}_nfe1" b="$OUT/sw10_t2/eval$N" out="$OUT/sw10_t2/compare${N}_vs_fm1"
