@@ -182,8 +182,9 @@ def row_metrics(metrics: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]
     return {**{k: metrics[k] for k in keep}, **extras}
 
 
-def _fmt_ci(value: float, ci: list[float]) -> str:
-    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+def _fmt_ci(value: float, ci: list[float], signed: bool = False) -> str:
+    f = "+.3f" if signed else ".3f"
+    return f"{value:{f}} [{ci[0]:{f}}, {ci[1]:{f}}]"
 
 
 def _row_line(row: dict[str, Any]) -> str:
@@ -228,7 +229,7 @@ def write_tables(rows: list[dict[str, Any]], out: Path, stem: str, note: str = "
             if k in ("score", "success_rate") and v != "":
                 cells.append(_fmt_ci(v, r[k.replace("_rate", "") + "_ci95"]))
             elif k.startswith("d_") and v != "":
-                cells.append(f"{v:+.3f} [{r[k + '_ci95'][0]:+.3f}, {r[k + '_ci95'][1]:+.3f}]")
+                cells.append(_fmt_ci(v, r[k + "_ci95"], signed=True))
             elif isinstance(v, float):
                 cells.append(f"{v:.{_decimals(k)}f}")
             else:

@@ -3,8 +3,7 @@
 # (docs/results/pusht_few_step.md, "1,000 evaluation seeds, paired"). From the 12,000-step FM: the NFE-2 FT-FM of
 # weight 10 (sw10n2) and the NFE-1 student it teaches (sw10_t2, seed 0), each on the evaluation seeds
 # 100000..100000+EPISODES-1 with noise seed 0, beside the FM at NFE 1, 2 and 10 and the FM of the same
-# budget (15,100 steps,
-# pusht_fm_same_budget.sh) at NFE 10; then `fmpolicy compare` on each pair.
+# budget (15,100 steps, pusht_fm_same_budget.sh) at NFE 10; then `fmpolicy compare` on each pair.
 # Two torch threads, alone on the machine.
 # Usage: bash scripts/experiments/pusht_nfe1_paired.sh   (OUT=runs/p12 FM15=runs/p15/fm EPISODES=1000)
 set -euo pipefail
