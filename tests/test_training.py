@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from fmpolicy.errors import UserError
 from fmpolicy.policy import Policy, load_policy
 from fmpolicy.policy.checkpoint import load_checkpoint
 from tests.conftest import tiny_config
@@ -50,6 +51,39 @@ def test_noise_scale_and_temperature_scale_the_initial_latent(tiny_run):
         assert scaled.latent_std == pytest.approx(scale * temperature)
         want = policy.model.action_norm.unnormalize(policy.model.sample(cond, scale * temperature * z, "euler", 10))
         np.testing.assert_allclose(scaled.predict_action_chunk(obs), want.detach().numpy(), rtol=1e-5, atol=1e-4)
+
+
+def test_select_action_spends_each_chunk_one_step_at_a_time(tiny_run):
+    _, result = tiny_run
+    obs = {"keypoint": np.random.default_rng(2).uniform(100, 400, (3, 2, 9, 2)), "agent_pos": np.full((3, 2, 2), 250.0)}
+    chunk = load_policy(result.checkpoint, seed=5).predict_action(obs)  # (3, 8, 2)
+    policy = load_policy(result.checkpoint, seed=5)
+    steps = [policy.select_action(obs) for _ in range(9)]
+    assert steps[0].shape == (3, 2)
+    np.testing.assert_array_equal(np.stack(steps[:8], axis=1), chunk)
+    assert not np.array_equal(steps[8], chunk[:, 0])  # the ninth call replans with fresh noise
+    policy.reset()
+    np.testing.assert_array_equal(policy.select_action(obs), chunk[:, 0])
+
+
+def test_temporal_ensemble_averages_each_chunks_action_for_this_step(tiny_run):
+    _, result = tiny_run
+    obs = {"keypoint": np.random.default_rng(3).uniform(100, 400, (2, 2, 9, 2)), "agent_pos": np.full((2, 2, 2), 250.0)}
+    with pytest.raises(UserError, match="add policy.n_action_steps=1"):
+        load_policy(result.checkpoint, overrides={"inference.temporal_ensemble": 0.1})
+    with pytest.raises(UserError, match="inference.temporal_ensemble=-1"):
+        load_policy(result.checkpoint, overrides={"inference.temporal_ensemble": -1})
+    plain = load_policy(result.checkpoint, seed=4, overrides={"policy.n_action_steps": 1})
+    chunks = [plain.predict_action_chunk(obs)[:, 1:] for _ in range(3)]  # this step's action first
+    te = {"policy.n_action_steps": 1, "inference.temporal_ensemble": 0.1}
+    ensembled = load_policy(result.checkpoint, seed=4, overrides=te)
+    got = [ensembled.select_action(obs) for _ in range(3)]
+    w = np.exp(-0.1 * np.arange(3))  # the oldest chunk first
+    want = (w[0] * chunks[0][:, 2] + w[1] * chunks[1][:, 1] + w[2] * chunks[2][:, 0]) / w.sum()
+    np.testing.assert_allclose(got[0], chunks[0][:, 0], rtol=1e-6)
+    np.testing.assert_allclose(got[2], want, rtol=1e-5, atol=1e-5)
+    ensembled.reset()
+    np.testing.assert_allclose(ensembled.select_action(obs), chunks[0][:, 0], rtol=1e-6)
 
 
 def test_load_policy_fills_inference_keys_an_older_checkpoint_lacks(tiny_run, tmp_path):

@@ -4,7 +4,7 @@ Every evaluation of a task starts episode i from seed ``eval.seed_start + i``, s
 compared seed by seed: the per-seed differences cancel what the start alone decides (an easy or a hard
 layout), and their mean has a narrower interval than the difference of two independent means. Near-equal
 policies need it: on Push-T, one block of 200 seeds put FT-FM at NFE 2 0.018 above FM at NFE 10 in score
-while 1,000 seeds put it 0.001 below (docs/results/pusht_few_step.md).
+while 1,000 seeds put it 0.001 below (the few-step results page under docs/results/).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,12 @@ class Policy:
     ``reset(episode_seeds)`` gives each batch row its own generator, seeded from
     its episode's seed and ``seed``, so an episode's actions do not depend on
     which other episodes share the batch.
+
+    ``select_action(obs)`` is LeRobot's one-action-per-step call: it replans when
+    the last chunk's ``n_action_steps`` actions are spent. With
+    ``inference.temporal_ensemble`` set (and ``policy.n_action_steps`` 1) every
+    call replans and returns the mean of every chunk's prediction for this step
+    (``TemporalEnsemble``).
     """
 
     EPISODE_BLOCK = 16  # rows per network call after reset(episode_seeds)
@@ -79,10 +86,21 @@ class Policy:
         self.latent_std = sampling_std(cfg["inference"])
         self.seed = seed
         self.generator = torch.Generator(device="cpu")
+        coeff = cfg["inference"].get("temporal_ensemble")
+        if coeff is not None and self.n_action_steps != 1:
+            raise UserError(
+                f"inference.temporal_ensemble replans at every step, but policy.n_action_steps is "
+                f"{self.n_action_steps}: add policy.n_action_steps=1"
+            )
+        self.ensemble = TemporalEnsemble(float(coeff)) if coeff is not None else None
+        self._queue: deque[np.ndarray] = deque()
         self.reset()
 
     def reset(self, episode_seeds: list[int] | None = None) -> None:
         self.generator.manual_seed(self.seed)
+        self._queue.clear()
+        if self.ensemble is not None:
+            self.ensemble.reset()
         self.row_generators = None
         if episode_seeds is not None:
             self.row_generators = [
@@ -142,8 +160,46 @@ class Policy:
         return self.model.action_norm.unnormalize(action).cpu().numpy()
 
     def predict_action(self, obs: dict[str, Any], nfe: int | None = None, solver: str | None = None) -> np.ndarray:
-        start = self.n_obs_steps - 1
-        return self.predict_action_chunk(obs, nfe, solver)[:, start : start + self.n_action_steps]
+        """The next ``n_action_steps`` actions ``(batch, n_action_steps, action_dim)``, from this step on."""
+        future = self.predict_action_chunk(obs, nfe, solver)[:, self.n_obs_steps - 1 :]
+        if self.ensemble is not None:
+            return self.ensemble.add(future)[:, None]
+        return future[:, : self.n_action_steps]
+
+    def select_action(self, obs: dict[str, Any], nfe: int | None = None, solver: str | None = None) -> np.ndarray:
+        """The action for this environment step ``(batch, action_dim)``; a new chunk once the last one is spent."""
+        if not self._queue:
+            self._queue.extend(np.swapaxes(self.predict_action(obs, nfe, solver), 0, 1))
+        return self._queue.popleft()
+
+
+class TemporalEnsemble:
+    """ACT's temporal ensembling (Zhao et al., 2023) over chunks predicted at consecutive steps.
+
+    The action for this step is the weighted mean of what each chunk still covering it predicted for
+    it, with weight ``exp(-coeff * i)`` for the i-th oldest chunk: ``coeff`` 0 weighs all alike, a
+    larger one favours the older plans (ACT uses 0.01). ``add`` takes each step's chunk
+    ``(batch, length, action_dim)``, whose first action is for this step.
+    """
+
+    def __init__(self, coeff: float) -> None:
+        self.coeff = coeff
+        self.chunks: list[np.ndarray] = []  # oldest first
+
+    def reset(self) -> None:
+        self.chunks.clear()
+
+    def add(self, chunk: np.ndarray) -> np.ndarray:
+        if self.chunks and self.chunks[-1].shape != chunk.shape:
+            raise UserError(
+                f"temporal ensemble got a chunk of shape {chunk.shape} after {self.chunks[-1].shape}: "
+                "call reset() when the batch changes"
+            )
+        self.chunks = [*self.chunks, chunk][-chunk.shape[1] :]
+        n = len(self.chunks)
+        weights = np.exp(-self.coeff * np.arange(n))
+        here = np.stack([c[:, n - 1 - i] for i, c in enumerate(self.chunks)])  # each chunk's action for now
+        return np.tensordot(weights / weights.sum(), here, axes=1).astype(chunk.dtype)
 
 
 def _pad_rows(t: torch.Tensor, rows: int) -> torch.Tensor:
@@ -151,12 +207,15 @@ def _pad_rows(t: torch.Tensor, rows: int) -> torch.Tensor:
     return torch.cat([t, t[:1].expand(rows - len(t), *t.shape[1:])])
 
 
-def load_policy(path: str | Path, seed: int = 0, device: str = "cpu", ema: bool = True) -> Policy:
+def load_policy(
+    path: str | Path, seed: int = 0, device: str = "cpu", ema: bool = True, overrides: dict[str, Any] | None = None
+) -> Policy:
     """Rebuild a policy from a checkpoint file (or a run folder) alone.
 
     Its config is laid over today's defaults, as every command does, so keys added since it was
-    written (``inference.noise_scale``, ``inference.temperature``, ...) take their default values.
+    written (``inference.noise_scale``, ``inference.temperature``, ...) take their default values;
+    ``overrides`` are the commands' ``key=value`` pairs, e.g. ``{"inference.nfe": 2}``.
     """
     payload = load_checkpoint(path)
-    cfg = compose({}, base=payload["config"])
+    cfg = compose(dict(overrides or {}), base=payload["config"])
     return Policy(model_from_checkpoint(payload, cfg, ema=ema), cfg, seed=seed, device=device)
