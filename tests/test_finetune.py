@@ -1,5 +1,7 @@
 """Fine-tuning: the reconstruction objective on a 2-D toy, the contracting residual, real checkpoints."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -157,6 +159,33 @@ def test_sample_split_gives_each_half_of_the_batch_one_reconstruction(pretrained
         assert whole(batch)[0].item() != pytest.approx(halves(batch)[0].item(), rel=1e-3)
 
 
+def test_fresh_pairs_draw_new_latents_in_each_training_batch(pretrained_toy):
+    """``method.fresh_pairs``: each training batch reconstructs the teacher's samples of new latents at the
+    sampling std (two batches differ); held-out batches keep the stored pairs, so their loss stays comparable."""
+    from fmpolicy.policy.reflow import Teacher
+
+    gen = torch.Generator().manual_seed(5)
+    a, z, pairs = two_modes(512, gen), torch.randn(512, 1, 2, generator=gen), torch.randn(512, 2, 1, 2, generator=gen)
+    bank, samples = {"train": LatentBank(np.arange(512), z, 512)}, {"train": LatentBank(np.arange(512), pairs, 512)}
+    batch = {"obs": None, "action": a, "index": np.arange(512), "split": "train"}
+    cfg = toy_cfg("inverse")
+    cfg["method"]["sample_weight"] = 1.0
+    stored = ReconstructionObjective(pretrained_toy, cfg, bank, samples)
+    teacher = copy.deepcopy(pretrained_toy)
+    fresh = ReconstructionObjective(pretrained_toy, cfg, bank, samples, (Teacher(teacher, "euler", 2), 0.5))
+    # the teacher is not a submodule: its weights are neither optimized nor saved
+    assert len(list(fresh.parameters())) == len(list(stored.parameters()))
+    torch.manual_seed(0)
+    first, second = fresh.fresh_pairs(None, slice(None), a), fresh.fresh_pairs(None, slice(None), a)
+    assert not torch.allclose(first[:, 0], second[:, 0])
+    assert first[:, 0].std().item() == pytest.approx(0.5, rel=0.1)
+    with torch.no_grad():
+        torch.testing.assert_close(first[:, 1], teacher.sample(None, first[:, 0], "euler", 2))
+        assert fresh(batch)[0].item() != pytest.approx(fresh(batch)[0].item(), rel=1e-4)
+        fresh.eval(), stored.eval()
+        assert fresh(batch)[0].item() == pytest.approx(stored(batch)[0].item(), rel=1e-6)
+
+
 class ConditionedToy(ToyFlow):
     """The toy field, also fed a 1-D conditioning value (the observation)."""
 
@@ -307,6 +336,9 @@ def test_pair_teacher_makes_the_sample_pairs_with_its_own_solver(ft_runs, tmp_pa
     teacher = model_from_checkpoint(load_checkpoint(teacher_path)).eval()
     expected = generate_pairs(teacher, windows, idx, "euler", 2, cfg["seed"], False, std)
     torch.testing.assert_close(saved["train"]["latents"], expected)
+    fresh = compose({**overrides, "method.fresh_pairs": True, "out": str(tmp_path / "fresh")}, base=payload["config"])
+    history = finetune(payload, fresh, source="", progress=False).history  # new teacher samples in each batch
+    assert np.isfinite(history[-1]["sample_recon_mse"]) and np.isfinite(history[-1]["val_loss"])
     pretrained = model_from_checkpoint(payload).eval()
     flow_pairs = generate_pairs(pretrained, windows, idx, "rk4", cfg["method"]["pair_nfe"], cfg["seed"], False, std)
     assert not torch.allclose(saved["train"]["latents"][:, 1], flow_pairs[:, 1], atol=1e-3)

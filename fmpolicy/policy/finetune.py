@@ -8,6 +8,8 @@ is ``gaussian_nll(a, a_hat, log_sigma)`` (``flow.py``) plus an optional FM term.
 latent and the few-step decoder also learns the latents it is fed at inference, not only
 the inverse latents of the demonstrations (which are narrower and heavier-tailed); ``s`` is 1,
 or with ``method.sample_latent_std=inference`` the std the policy samples at (its temperature's).
+One pair is stored per training window, or with ``method.fresh_pairs`` every training batch draws new
+latents and the teacher's samples of them (no gradient; affordable with a teacher at NFE 1-2).
 ``method.kind = ft_mle`` updates every velocity-field parameter;
 ``ft_residual`` trains only the contracting residual on a frozen base. ``reflow``
 (the baseline a user would pick for few-step inference, ``reflow.py``) retrains
@@ -123,6 +125,7 @@ class ReconstructionObjective(nn.Module):
         cfg: dict[str, Any],
         latents: dict[str, LatentBank] | None = None,
         samples: dict[str, LatentBank] | None = None,
+        fresh: tuple[Teacher, float] | None = None,
     ) -> None:
         super().__init__()
         mc = cfg["method"]
@@ -148,6 +151,7 @@ class ReconstructionObjective(nn.Module):
             raise ValueError("method.sample_weight > 0 needs the pretrained flow's sample pairs")
         self.samples = samples or {}
         self.sample_split = bool(mc["sample_split"]) and self.sample_weight > 0
+        self.fresh = fresh  # (teacher, latent std): new pairs in each training batch; a tuple, so not a submodule
         self.cond_noise = float(mc["cond_noise"])
 
     def extra_state(self) -> dict[str, Any]:
@@ -173,6 +177,17 @@ class ReconstructionObjective(nn.Module):
             mse[nfe] = ((a_hat - target) ** 2).mean().item()
         return loss, mse
 
+    def fresh_pairs(self, obs: Any, rows: slice, like: torch.Tensor) -> torch.Tensor:
+        """``(batch, 2, horizon, action_dim)``: new latents at the sampling std and the teacher's samples."""
+        assert self.fresh is not None
+        teacher, std = self.fresh
+        with torch.no_grad():
+            cond = teacher.model.condition(obs)
+            z = std * torch.randn_like(like[rows])
+            return torch.stack(
+                [z, teacher.model.sample(None if cond is None else cond[rows], z, teacher.solver, teacher.nfe)], 1
+            )
+
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         cond = self.model.condition(batch["obs"])
         if self.cond_noise > 0 and cond is not None and self.training:  # robustness to small errors in the observations
@@ -186,7 +201,10 @@ class ReconstructionObjective(nn.Module):
         loss, mse = self.reconstruction_nll(cond_own, z[own], a[own])
         logs.update({"recon_mse" if nfe == self.nfe else f"recon_mse_nfe{nfe}": v for nfe, v in mse.items()})
         if self.sample_weight > 0:  # the pretrained flow's own samples, reconstructed from their exact latents
-            pair = self.samples[batch["split"]][batch["index"][rest]].to(a.device)
+            if self.fresh is not None and self.training:
+                pair = self.fresh_pairs(batch["obs"], rest, a)
+            else:  # the stored pairs (always for the held-out windows, so their loss is comparable across steps)
+                pair = self.samples[batch["split"]][batch["index"][rest]].to(a.device)
             sample_loss, mse = self.reconstruction_nll(cond_rest, pair[:, 0], pair[:, 1])
             loss = loss + self.sample_weight * sample_loss
             logs["sample_recon_mse"] = mse[self.nfe]
@@ -316,7 +334,8 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
             made_by = f" of {teacher.source}" if teacher.source else ""
             print(f"sample pairs: latents of std {std:.4f}, {teacher.solver} at NFE {teacher.nfe}{made_by}")
             samples = build_pairs(splits, cfg, out / PAIRS_FILE, teacher, progress, std)
-        objective = ReconstructionObjective(model, cfg, latents, samples)
+        fresh = (teacher, std) if teacher is not None and mc["fresh_pairs"] else None
+        objective = ReconstructionObjective(model, cfg, latents, samples, fresh)
     return train(
         cfg,
         objective,

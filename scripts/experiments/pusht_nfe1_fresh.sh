@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Issue 11, part 1 at NFE 1: the one-step student distilled from fresh teacher samples in every batch
+# (method.fresh_pairs) instead of one stored pair per training window (docs/results/pusht_few_step.md,
+# "NFE 1: fresh teacher samples in every batch"). From the 12,000-step FM: the NFE-2 FT-FM of weight 10 (the
+# teacher, sw10n2, as in pusht_nfe1_paired.sh) and its NFE-1 students, each on the 1,000 evaluation seeds
+# (100000..100999, noise seed 0), compared seed by seed with the FM at NFE 10 and with the stored-pairs student.
+# Two torch threads, alone on the machine.
+# Usage: bash scripts/experiments/pusht_nfe1_fresh.sh   (OUT=runs/p12 EPISODES=1000 STEPS=650)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+F=${F:-.venv/bin/fmpolicy}
+OUT=${OUT:-runs/p12}
+N=${EPISODES:-1000}
+FT="method=ft_mle method.fm_weight=0 method.sample_weight=10 train.steps=650 train.warmup_steps=65"
+FT="$FT train.threads=$OMP_NUM_THREADS"
+E="eval.episodes=$N eval.videos=0"
+[ -f "$OUT/fm/train_summary.json" ] ||
+  $F train task=pusht_lowdim method=fm train.steps=12000 train.threads="$OMP_NUM_THREADS" out="$OUT/fm"
+[ -f "$OUT/sw10n2/train_summary.json" ] || $F finetune checkpoint="$OUT/fm" $FT inference.nfe=2 out="$OUT/sw10n2"
+student() { # RUN KEY=VALUE...: an NFE-1 student of sw10n2 on the teacher's windows and latents
+  local run=$1
+  shift
+  [ -f "$run/train_summary.json" ] && return
+  mkdir -p "$run" && cp -n "$OUT/sw10n2/latents.pt" "$run/"
+  $F finetune checkpoint="$OUT/fm" $FT inference.nfe=1 method.pair_teacher="$OUT/sw10n2" "$@" out="$run"
+}
+student "$OUT/sw10_t2_fresh" method.fresh_pairs=true
+[ -f "$OUT/sw10_t2_fresh/eval$N/metrics.json" ] || $F eval checkpoint="$OUT/sw10_t2_fresh" $E out="$OUT/sw10_t2_fresh/eval$N"
+[ -f "$OUT/fm/eval${N}_nfe10/metrics.json" ] || $F eval checkpoint="$OUT/fm" eval.nfe=10 $E out="$OUT/fm/eval${N}_nfe10"
+$F compare a="$OUT/fm/eval${N}_nfe10" b="$OUT/sw10_t2_fresh/eval$N" out="$OUT/sw10_t2_fresh/compare${N}_vs_fm10"
+student "$OUT/sw10_t2"
+[ -f "$OUT/sw10_t2/eval$N/metrics.json" ] || $F eval checkpoint="$OUT/sw10_t2" $E out="$OUT/sw10_t2/eval$N"
+$F compare a="$OUT/sw10_t2/eval$N" b="$OUT/sw10_t2_fresh/eval$N" out="$OUT/sw10_t2_fresh/compare${N}_vs_stored"
