@@ -3,7 +3,8 @@
 # (method.fresh_pairs) instead of one stored pair per training window (docs/results/pusht_few_step.md,
 # "NFE 1: fresh teacher samples in every batch"). From the 12,000-step FM: the NFE-2 FT-FM of weight 10 (the
 # teacher, sw10n2, as in pusht_nfe1_paired.sh) and its NFE-1 students, each on the 1,000 evaluation seeds
-# (100000..100999, noise seed 0), compared seed by seed with the FM at NFE 10 and with the stored-pairs student.
+# (100000..100999, noise seed 0), compared seed by seed with the FM at NFE 10 and with the stored-pairs student;
+# then the fresh-pairs student trained twice as long (1,300 steps), against the FM at NFE 10 and the 650-step one.
 # Two torch threads, alone on the machine.
 # Usage: bash scripts/experiments/pusht_nfe1_fresh.sh   (OUT=runs/p12 EPISODES=1000 STEPS=650)
 set -euo pipefail
@@ -32,3 +33,8 @@ $F compare a="$OUT/fm/eval${N}_nfe10" b="$OUT/sw10_t2_fresh/eval$N" out="$OUT/sw
 student "$OUT/sw10_t2"
 [ -f "$OUT/sw10_t2/eval$N/metrics.json" ] || $F eval checkpoint="$OUT/sw10_t2" $E out="$OUT/sw10_t2/eval$N"
 $F compare a="$OUT/sw10_t2/eval$N" b="$OUT/sw10_t2_fresh/eval$N" out="$OUT/sw10_t2_fresh/compare${N}_vs_stored"
+student "$OUT/sw10_t2_fresh1300" method.fresh_pairs=true train.steps=1300 train.warmup_steps=130
+L=$OUT/sw10_t2_fresh1300
+[ -f "$L/eval$N/metrics.json" ] || $F eval checkpoint="$L" $E out="$L/eval$N"
+$F compare a="$OUT/fm/eval${N}_nfe10" b="$L/eval$N" out="$L/compare${N}_vs_fm10"
+$F compare a="$OUT/sw10_t2_fresh/eval$N" b="$L/eval$N" out="$L/compare${N}_vs_fresh650"
