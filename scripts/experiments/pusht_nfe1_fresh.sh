@@ -6,7 +6,7 @@
 # (100000..100999, noise seed 0), compared seed by seed with the FM at NFE 10 and with the stored-pairs student;
 # then the fresh-pairs student trained twice as long (1,300 steps), against the FM at NFE 10 and the 650-step one.
 # Two torch threads, alone on the machine.
-# Usage: bash scripts/experiments/pusht_nfe1_fresh.sh   (OUT=runs/p12 EPISODES=1000 STEPS=650)
+# Usage: bash scripts/experiments/pusht_nfe1_fresh.sh   (OUT=runs/p12 EPISODES=1000)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
@@ -26,15 +26,22 @@ student() { # RUN KEY=VALUE...: an NFE-1 student of sw10n2 on the teacher's wind
   mkdir -p "$run" && cp -n "$OUT/sw10n2/latents.pt" "$run/"
   $F finetune checkpoint="$OUT/fm" $FT inference.nfe=1 method.pair_teacher="$OUT/sw10n2" "$@" out="$run"
 }
-student "$OUT/sw10_t2_fresh" method.fresh_pairs=true
-[ -f "$OUT/sw10_t2_fresh/eval$N/metrics.json" ] || $F eval checkpoint="$OUT/sw10_t2_fresh" $E out="$OUT/sw10_t2_fresh/eval$N"
-[ -f "$OUT/fm/eval${N}_nfe10/metrics.json" ] || $F eval checkpoint="$OUT/fm" eval.nfe=10 $E out="$OUT/fm/eval${N}_nfe10"
-$F compare a="$OUT/fm/eval${N}_nfe10" b="$OUT/sw10_t2_fresh/eval$N" out="$OUT/sw10_t2_fresh/compare${N}_vs_fm10"
+evaluate() { # RUN NAME KEY=VALUE...: RUN's checkpoint on the N evaluation seeds, into RUN/NAME (once)
+  local run=$1 name=$2
+  shift 2
+  [ -f "$run/$name/metrics.json" ] || $F eval checkpoint="$run" $E "$@" out="$run/$name"
+}
+FM10=$OUT/fm/eval${N}_nfe10
+FRESH=$OUT/sw10_t2_fresh
+LONG=$OUT/sw10_t2_fresh1300
+student "$FRESH" method.fresh_pairs=true
+evaluate "$FRESH" "eval$N"
+evaluate "$OUT/fm" "eval${N}_nfe10" eval.nfe=10
+$F compare a="$FM10" b="$FRESH/eval$N" out="$FRESH/compare${N}_vs_fm10"
 student "$OUT/sw10_t2"
-[ -f "$OUT/sw10_t2/eval$N/metrics.json" ] || $F eval checkpoint="$OUT/sw10_t2" $E out="$OUT/sw10_t2/eval$N"
-$F compare a="$OUT/sw10_t2/eval$N" b="$OUT/sw10_t2_fresh/eval$N" out="$OUT/sw10_t2_fresh/compare${N}_vs_stored"
-student "$OUT/sw10_t2_fresh1300" method.fresh_pairs=true train.steps=1300 train.warmup_steps=130
-L=$OUT/sw10_t2_fresh1300
-[ -f "$L/eval$N/metrics.json" ] || $F eval checkpoint="$L" $E out="$L/eval$N"
-$F compare a="$OUT/fm/eval${N}_nfe10" b="$L/eval$N" out="$L/compare${N}_vs_fm10"
-$F compare a="$OUT/sw10_t2_fresh/eval$N" b="$L/eval$N" out="$L/compare${N}_vs_fresh650"
+evaluate "$OUT/sw10_t2" "eval$N"
+$F compare a="$OUT/sw10_t2/eval$N" b="$FRESH/eval$N" out="$FRESH/compare${N}_vs_stored"
+student "$LONG" method.fresh_pairs=true train.steps=1300 train.warmup_steps=130
+evaluate "$LONG" "eval$N"
+$F compare a="$FM10" b="$LONG/eval$N" out="$LONG/compare${N}_vs_fm10"
+$F compare a="$FRESH/eval$N" b="$LONG/eval$N" out="$LONG/compare${N}_vs_fresh650"
