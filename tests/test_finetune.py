@@ -8,9 +8,10 @@ import torch
 from torch import nn
 
 from fmpolicy.config import compose
-from fmpolicy.policy import load_policy
+from fmpolicy.errors import UserError
+from fmpolicy.policy import flow, load_policy
 from fmpolicy.policy.checkpoint import load_checkpoint
-from fmpolicy.policy.finetune import LatentBank, ReconstructionObjective, finetune
+from fmpolicy.policy.finetune import LatentBank, ReconstructionObjective, executed_step_weight, finetune
 from fmpolicy.policy.model import FlowSampling
 from fmpolicy.policy.normalizer import MinMaxNormalizer
 from fmpolicy.policy.residual import AffineContraction, ConvexPotentialContraction
@@ -184,6 +185,48 @@ def test_fresh_pairs_draw_new_latents_in_each_training_batch(pretrained_toy):
         assert fresh(batch)[0].item() != pytest.approx(fresh(batch)[0].item(), rel=1e-4)
         fresh.eval(), stored.eval()
         assert fresh(batch)[0].item() == pytest.approx(stored(batch)[0].item(), rel=1e-6)
+
+
+class ChunkToy(ToyFlow):
+    """The toy field applied to each step of a chunk of 2-D actions."""
+
+    def velocity(self, x, t, cond):
+        return self.net(torch.cat([x, t[:, None, None].expand(-1, x.shape[1], 1)], -1))
+
+
+def test_unexecuted_weight_scales_the_chunk_steps_the_policy_never_executes():
+    """``method.unexecuted_weight``: 1 on the executed steps (from n_obs_steps - 1, n_action_steps of them),
+    the weight elsewhere; at 0 the NLL is the plain NLL of the executed steps alone, blind to the others."""
+    cfg = toy_cfg("inverse")
+    cfg["method"]["sample_weight"] = 0.0
+    cfg["policy"].update(horizon=5, n_obs_steps=2, n_action_steps=2)
+    cfg["method"]["unexecuted_weight"] = 0.25
+    assert executed_step_weight(cfg).flatten().tolist() == [0.25, 1.0, 1.0, 0.25, 0.25]
+    cfg["method"]["unexecuted_weight"] = 1.0
+    assert executed_step_weight(cfg) is None
+    for bad in (1.5, -0.1, "half"):
+        cfg["method"]["unexecuted_weight"] = bad
+        with pytest.raises(UserError, match="unexecuted_weight must be a number in"):
+            executed_step_weight(cfg)
+    torch.manual_seed(5)
+    model, gen = ChunkToy(), torch.Generator().manual_seed(5)
+    a, z = torch.randn(16, 5, 2, generator=gen), torch.randn(16, 5, 2, generator=gen)
+    bank = {"train": LatentBank(np.arange(16), z, 16)}
+    unexecuted, executed = a.clone(), a.clone()
+    unexecuted[:, [0, 3, 4]] += 1.0  # the past step and the tail moved
+    executed[:, 1] += 1.0
+    losses = {}
+    for w in (0.0, 1.0):
+        cfg["method"]["unexecuted_weight"] = w
+        objective = ReconstructionObjective(model, cfg, bank)
+        with torch.no_grad():
+            for name, target in {"clean": a, "unexecuted": unexecuted, "executed": executed}.items():
+                batch = {"obs": None, "action": target, "index": np.arange(16), "split": "train"}
+                losses[w, name] = objective(batch)[0]
+            plain = flow.gaussian_nll(a[:, 1:3], model.sample(None, z, "euler", 1)[:, 1:3], objective.log_sigma)
+    torch.testing.assert_close(losses[0.0, "clean"], plain)
+    assert losses[0.0, "unexecuted"] == losses[0.0, "clean"] < losses[0.0, "executed"]
+    assert losses[1.0, "clean"] < losses[1.0, "unexecuted"]
 
 
 class ConditionedToy(ToyFlow):

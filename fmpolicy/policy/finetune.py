@@ -116,6 +116,24 @@ class LatentBank:
         return self.latents[rows]
 
 
+def executed_step_weight(cfg: dict[str, Any]) -> torch.Tensor | None:
+    """``(horizon, 1)``: 1 on the chunk's steps the policy executes, ``method.unexecuted_weight`` elsewhere.
+
+    The policy acts on steps ``n_obs_steps - 1 ..`` (``n_action_steps`` of them, ``api.py``); the rest of the
+    chunk (the past step(s) and the tail) is never executed, so a few-step decoder may spend less on it.
+    ``None`` where the weight is 1 (the plain likelihood).
+    """
+    w, p = cfg["method"]["unexecuted_weight"], cfg["policy"]
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w <= 1.0:
+        raise UserError(f"method.unexecuted_weight must be a number in [0, 1], got {w!r}")
+    if w == 1.0:
+        return None
+    weight = torch.full((p["horizon"], 1), float(w))
+    start = p["n_obs_steps"] - 1
+    weight[start : start + p["n_action_steps"]] = 1.0
+    return weight
+
+
 class ReconstructionObjective(nn.Module):
     """Gaussian NLL of the inference solver's reconstruction, optionally plus the FM loss."""
 
@@ -153,6 +171,8 @@ class ReconstructionObjective(nn.Module):
         self.sample_split = bool(mc["sample_split"]) and self.sample_weight > 0
         self.fresh = fresh  # (teacher, latent std): new pairs in each training batch; a tuple, so not a submodule
         self.cond_noise = float(mc["cond_noise"])
+        # None: every step of the chunk counts the same; a buffer, so it moves with the objective's device
+        self.register_buffer("step_weight", executed_step_weight(cfg), persistent=False)
 
     def extra_state(self) -> dict[str, Any]:
         return {"log_sigma": self.log_sigma.detach().clone()}
@@ -173,7 +193,7 @@ class ReconstructionObjective(nn.Module):
         loss, mse = torch.zeros((), device=target.device), {}
         for nfe in self.nfes:
             a_hat = self.model.sample(cond, z, self.solver, nfe)
-            loss = loss + flow.gaussian_nll(target, a_hat, self.log_sigma) / len(self.nfes)
+            loss = loss + flow.gaussian_nll(target, a_hat, self.log_sigma, self.step_weight) / len(self.nfes)
             mse[nfe] = ((a_hat - target) ** 2).mean().item()
         return loss, mse
 

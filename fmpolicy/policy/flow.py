@@ -6,7 +6,9 @@
   (pi0's: ``t = 0.999 (1 - s)``, ``s ~ Beta(1.5, 1)``, which puts more weight on
   the noisy end, t near 0).
 * Reconstruction NLL: ``0.5 ||a - a_hat||^2 / sigma^2 + D log sigma``, averaged
-  over the batch, with ``D`` the number of action entries sigma applies to.
+  over the batch, with ``D`` the number of action entries sigma applies to; optionally
+  each entry's term weighted (``method.unexecuted_weight``: the chunk's steps the policy
+  never executes count less).
 """
 
 from __future__ import annotations
@@ -37,12 +39,17 @@ def fm_loss(velocity: torch.Tensor, x0: torch.Tensor, x1: torch.Tensor) -> torch
     return ((velocity - (x1 - x0)) ** 2).mean()
 
 
-def gaussian_nll(a: torch.Tensor, a_hat: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
+def gaussian_nll(
+    a: torch.Tensor, a_hat: torch.Tensor, log_sigma: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """``0.5 ||a - a_hat||^2 / sigma^2 + D log sigma`` per sample, batch-averaged.
 
     ``log_sigma`` broadcasts against the trailing action dimension: a scalar, or
-    one value per action dimension.
+    one value per action dimension. ``weight`` (broadcasting against one sample,
+    e.g. ``(horizon, 1)``) scales each entry's term: a weighted likelihood.
     """
     sq = (a - a_hat) ** 2
     per_entry = 0.5 * sq * torch.exp(-2.0 * log_sigma) + log_sigma
+    if weight is not None:
+        per_entry = per_entry * weight
     return per_entry.flatten(1).sum(1).mean()

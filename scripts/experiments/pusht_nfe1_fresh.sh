@@ -7,36 +7,11 @@
 # then the fresh-pairs student trained twice as long (1,300 steps), against the FM at NFE 10 and the 650-step one.
 # Two torch threads, alone on the machine.
 # Usage: bash scripts/experiments/pusht_nfe1_fresh.sh   (OUT=runs/p12 EPISODES=1000)
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-F=${F:-.venv/bin/fmpolicy}
-OUT=${OUT:-runs/p12}
-N=${EPISODES:-1000}
-FT="method=ft_mle method.fm_weight=0 method.sample_weight=10 train.steps=650 train.warmup_steps=65"
-FT="$FT train.threads=$OMP_NUM_THREADS"
-E="eval.episodes=$N eval.videos=0"
-[ -f "$OUT/fm/train_summary.json" ] ||
-  $F train task=pusht_lowdim method=fm train.steps=12000 train.threads="$OMP_NUM_THREADS" out="$OUT/fm"
-[ -f "$OUT/sw10n2/train_summary.json" ] || $F finetune checkpoint="$OUT/fm" $FT inference.nfe=2 out="$OUT/sw10n2"
-student() { # RUN KEY=VALUE...: an NFE-1 student of sw10n2 on the teacher's windows and latents
-  local run=$1
-  shift
-  [ -f "$run/train_summary.json" ] && return
-  mkdir -p "$run" && cp -n "$OUT/sw10n2/latents.pt" "$run/"
-  $F finetune checkpoint="$OUT/fm" $FT inference.nfe=1 method.pair_teacher="$OUT/sw10n2" "$@" out="$run"
-}
-evaluate() { # RUN NAME KEY=VALUE...: RUN's checkpoint on the N evaluation seeds, into RUN/NAME (once)
-  local run=$1 name=$2
-  shift 2
-  [ -f "$run/$name/metrics.json" ] || $F eval checkpoint="$run" $E "$@" out="$run/$name"
-}
-FM10=$OUT/fm/eval${N}_nfe10
+source "$(dirname "$0")/pusht_nfe1_common.sh"
 FRESH=$OUT/sw10_t2_fresh
 LONG=$OUT/sw10_t2_fresh1300
 student "$FRESH" method.fresh_pairs=true
 evaluate "$FRESH" "eval$N"
-evaluate "$OUT/fm" "eval${N}_nfe10" eval.nfe=10
 $F compare a="$FM10" b="$FRESH/eval$N" out="$FRESH/compare${N}_vs_fm10"
 student "$OUT/sw10_t2"
 evaluate "$OUT/sw10_t2" "eval$N"
