@@ -382,6 +382,9 @@ def test_pair_teacher_makes_the_sample_pairs_with_its_own_solver(ft_runs, tmp_pa
     fresh = compose({**overrides, "method.fresh_pairs": True, "out": str(tmp_path / "fresh")}, base=payload["config"])
     history = finetune(payload, fresh, source="", progress=False).history  # new teacher samples in each batch
     assert np.isfinite(history[-1]["sample_recon_mse"]) and np.isfinite(history[-1]["val_loss"])
+    fresh_cache = torch.load(tmp_path / "fresh" / "pairs.pt", weights_only=False)  # held-out pairs only
+    assert "train" not in fresh_cache
+    torch.testing.assert_close(fresh_cache["val"]["latents"], saved["val"]["latents"])
     pretrained = model_from_checkpoint(payload).eval()
     flow_pairs = generate_pairs(pretrained, windows, idx, "rk4", cfg["method"]["pair_nfe"], cfg["seed"], False, std)
     assert not torch.allclose(saved["train"]["latents"][:, 1], flow_pairs[:, 1], atol=1e-3)

@@ -353,7 +353,9 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
             std = sampling_std(cfg["inference"]) if mc["sample_latent_std"] == "inference" else 1.0
             made_by = f" of {teacher.source}" if teacher.source else ""
             print(f"sample pairs: latents of std {std:.4f}, {teacher.solver} at NFE {teacher.nfe}{made_by}")
-            samples = build_pairs(splits, cfg, out / PAIRS_FILE, teacher, progress, std)
+            # fresh_pairs: training batches make their own pairs, so only the held-out windows' are stored
+            pair_splits = {"val": splits["val"]} if mc["fresh_pairs"] else splits
+            samples = build_pairs(pair_splits, cfg, out / PAIRS_FILE, teacher, progress, std)
         fresh = (teacher, std) if teacher is not None and mc["fresh_pairs"] else None
         objective = ReconstructionObjective(model, cfg, latents, samples, fresh)
     return train(
