@@ -405,6 +405,57 @@ def test_pair_teacher_makes_the_sample_pairs_with_its_own_solver(ft_runs, tmp_pa
         finetune(payload, cfg, source="", progress=False)
 
 
+def test_onpolicy_pairs_sit_at_the_observations_the_policy_acted_on(ft_runs, tmp_path):
+    """``method.onpolicy_from``: the observations a run's policy acts on in closed loop (one per decision of an
+    unfinished episode), each paired with a latent and the teacher's sample of it; training draws the pairs from
+    them, the held-out windows keep their stored pairs; a missing run or no teacher is a clear error."""
+    from fmpolicy.errors import UserError
+    from fmpolicy.eval.rollout import rollout_episodes
+    from fmpolicy.policy.api import model_from_checkpoint
+
+    result, payload = ft_runs["ft_mle"]
+    policy = load_policy(result.checkpoint)
+    recorded = []
+    episodes, _, _ = rollout_episodes(policy, policy.cfg, [300000, 300001], 2, "euler", 2, record=recorded.append)
+    decisions = sum(-(-e["steps"] // policy.n_action_steps) for e in episodes)  # ceil: a chunk per decision
+    assert sum(len(r["agent_pos"]) for r in recorded) == decisions
+    assert recorded[0]["keypoint"].shape[1:] == (policy.n_obs_steps, 9, 2)
+
+    overrides = {
+        "method": "ft_mle",
+        "out": str(tmp_path / "student"),
+        "train.steps": 3,
+        "train.batch_size": 32,
+        "train.val_batches": 1,
+        "method.max_windows": 32,
+        "method.inverse_nfe": 8,
+        "method.pair_nfe": 4,
+        "method.onpolicy_from": str(result.checkpoint.parent.parent),
+        "method.onpolicy_episodes": 2,
+        "eval.n_envs": 2,
+    }
+    cfg = compose(overrides, base=payload["config"])
+    history = finetune(payload, cfg, source="", progress=False).history
+    assert np.isfinite(history[-1]["sample_recon_mse"]) and np.isfinite(history[-1]["val_loss"])
+    saved = torch.load(tmp_path / "student" / "onpolicy.pt", weights_only=False)
+    n = len(saved["pairs"])
+    assert n == decisions and saved["obs"]["agent_pos"].shape == (n, policy.n_obs_steps, 2)
+    assert saved["pairs"].shape == (n, 2, cfg["policy"]["horizon"], 2)
+    pretrained = model_from_checkpoint(payload).eval()
+    with torch.no_grad():  # the teacher (the pretrained flow, rk4 at pair_nfe) samples each latent at its observation
+        z = saved["pairs"][:8, 0]
+        expected = pretrained.sample(pretrained.condition({k: v[:8] for k, v in saved["obs"].items()}), z, "rk4", 4)
+    torch.testing.assert_close(saved["pairs"][:8, 1], expected)
+    assert "train" not in torch.load(tmp_path / "student" / "pairs.pt", weights_only=False)
+
+    with pytest.raises(UserError, match="method.onpolicy_from not found at .*: pass method.onpolicy_from=RUN_DIR"):
+        finetune(
+            payload, compose({**overrides, "method.onpolicy_from": str(tmp_path / "nope")}, base=payload["config"])
+        )
+    with pytest.raises(UserError, match="needs method.sample_weight > 0"):
+        finetune(payload, compose({**overrides, "method.sample_weight": 0.0}, base=payload["config"]))
+
+
 @pytest.mark.parametrize("run", ["ft_residual", "ft_residual_convex"])
 def test_residual_training_leaves_base_bit_identical(ft_runs, run):
     result, pretrained = ft_runs[run]

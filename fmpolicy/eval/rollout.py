@@ -39,6 +39,7 @@ def rollout_episodes(
     progress: bool = True,
     obs_noise: float = 0.0,
     perturbation: tuple[str, float, int] | None = None,
+    record: Callable[[dict[str, np.ndarray]], Any] | None = None,
 ) -> tuple[list[dict[str, Any]], list[list[np.ndarray]], float]:
     """Run one episode per seed; returns per-episode results, videos and env steps/s.
 
@@ -46,7 +47,8 @@ def rollout_episodes(
     plus ``seed`` and ``steps``. Sampling noise comes from a generator per episode
     and ``obs_noise`` (Gaussian, in the suite's units, on every observation the
     policy sees) from a generator per episode too, so an episode's result does not
-    depend on ``n_envs``. ``perturbation`` is passed to ``make_env``.
+    depend on ``n_envs``. ``perturbation`` is passed to ``make_env``. ``record`` is given
+    the observations the policy acts on at each decision (unfinished episodes' rows).
     """
     task = cfg["task"]
     results: list[dict[str, Any]] = []
@@ -84,6 +86,8 @@ def rollout_episodes(
                 seen = {
                     k: v + np.stack([r.normal(0, obs_noise, v.shape[1:]) for r in noise_rngs]) for k, v in obs.items()
                 }
+            if record is not None:
+                record({k: np.array(v[~done]) for k, v in seen.items()})
             action = policy.predict_action(seen, nfe=nfe, solver=solver)
             obs, _, terminated, truncated, info = envs.step(action)
             for i in np.flatnonzero(~done):

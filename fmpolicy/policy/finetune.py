@@ -9,7 +9,8 @@ latent and the few-step decoder also learns the latents it is fed at inference, 
 the inverse latents of the demonstrations (which are narrower and heavier-tailed); ``s`` is 1,
 or with ``method.sample_latent_std=inference`` the std the policy samples at (its temperature's).
 One pair is stored per training window, or with ``method.fresh_pairs`` every training batch draws new
-latents and the teacher's samples of them (no gradient; affordable with a teacher at NFE 1-2).
+latents and the teacher's samples of them (no gradient; affordable with a teacher at NFE 1-2), or with
+``method.onpolicy_from`` the pairs sit at the observations a policy visits in closed loop (``onpolicy.py``).
 ``method.kind = ft_mle`` updates every velocity-field parameter;
 ``ft_residual`` trains only the contracting residual on a frozen base. ``reflow``
 (the baseline a user would pick for few-step inference, ``reflow.py``) retrains
@@ -38,6 +39,7 @@ from fmpolicy.policy.model import FlowModel, FlowSampling, build_model
 from fmpolicy.policy.train import TrainResult, make_batch, train, validation_batches
 
 if TYPE_CHECKING:
+    from fmpolicy.policy.onpolicy import OnPolicyPairs
     from fmpolicy.policy.reflow import Teacher
 
 PAIRINGS = ("inverse", "independent")
@@ -144,6 +146,7 @@ class ReconstructionObjective(nn.Module):
         latents: dict[str, LatentBank] | None = None,
         samples: dict[str, LatentBank] | None = None,
         fresh: tuple[Teacher, float] | None = None,
+        onpolicy: OnPolicyPairs | None = None,
     ) -> None:
         super().__init__()
         mc = cfg["method"]
@@ -170,6 +173,7 @@ class ReconstructionObjective(nn.Module):
         self.samples = samples or {}
         self.sample_split = bool(mc["sample_split"]) and self.sample_weight > 0
         self.fresh = fresh  # (teacher, latent std): new pairs in each training batch; a tuple, so not a submodule
+        self.onpolicy = onpolicy  # training batches' pairs drawn at the observations a policy acted on
         self.cond_noise = float(mc["cond_noise"])
         # None: every step of the chunk counts the same; a buffer, so it moves with the objective's device
         self.register_buffer("step_weight", executed_step_weight(cfg), persistent=False)
@@ -221,7 +225,11 @@ class ReconstructionObjective(nn.Module):
         loss, mse = self.reconstruction_nll(cond_own, z[own], a[own])
         logs.update({"recon_mse" if nfe == self.nfe else f"recon_mse_nfe{nfe}": v for nfe, v in mse.items()})
         if self.sample_weight > 0:  # the pretrained flow's own samples, reconstructed from their exact latents
-            if self.fresh is not None and self.training:
+            if self.onpolicy is not None and self.training:
+                rows = torch.randint(len(self.onpolicy.pairs), (len(a[rest]),))
+                obs = {k: v[rows].to(a.device) for k, v in self.onpolicy.obs.items()}
+                cond_rest, pair = self.model.condition(obs), self.onpolicy.pairs[rows].to(a.device)
+            elif self.fresh is not None and self.training:
                 pair = self.fresh_pairs(batch["obs"], rest, a)
             else:  # the stored pairs (always for the held-out windows, so their loss is comparable across steps)
                 pair = self.samples[batch["split"]][batch["index"][rest]].to(a.device)
@@ -329,6 +337,12 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
     else:
         # the teacher is checked before the latents' minutes are spent
         teacher = pair_teacher(cfg, pretrained) if mc["sample_weight"] > 0 else None
+        if mc["onpolicy_from"]:
+            from fmpolicy.policy.onpolicy import ONPOLICY_FILE, onpolicy_pairs, onpolicy_source
+
+            if teacher is None:
+                raise UserError("method.onpolicy_from pairs the teacher's samples: it needs method.sample_weight > 0")
+            onpolicy_source(cfg)
         latents: dict[str, LatentBank] = {}
         if mc["pairing"] == "inverse":
             latents = build_latents(pretrained, splits, mc, out / LATENTS_FILE, progress)
@@ -344,7 +358,7 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
                     f"inference.noise_scale = {stats['std']:.4f}: the policy samples latents at their spread "
                     f"(times inference.temperature = {cfg['inference']['temperature']})"
                 )
-        samples = None
+        samples, onpolicy = None, None
         if teacher is not None:  # sample_weight > 0
             from fmpolicy.policy.reflow import build_pairs
 
@@ -353,11 +367,14 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
             std = sampling_std(cfg["inference"]) if mc["sample_latent_std"] == "inference" else 1.0
             made_by = f" of {teacher.source}" if teacher.source else ""
             print(f"sample pairs: latents of std {std:.4f}, {teacher.solver} at NFE {teacher.nfe}{made_by}")
-            # fresh_pairs: training batches make their own pairs, so only the held-out windows' are stored
-            pair_splits = {"val": splits["val"]} if mc["fresh_pairs"] else splits
+            if mc["onpolicy_from"]:
+                onpolicy = onpolicy_pairs(cfg, teacher, std, out / ONPOLICY_FILE, progress)
+            # fresh or on-policy pairs: training batches bring their own, so only the held-out windows' are stored
+            own_pairs = mc["fresh_pairs"] or mc["onpolicy_from"]
+            pair_splits = {"val": splits["val"]} if own_pairs else splits
             samples = build_pairs(pair_splits, cfg, out / PAIRS_FILE, teacher, progress, std)
         fresh = (teacher, std) if teacher is not None and mc["fresh_pairs"] else None
-        objective = ReconstructionObjective(model, cfg, latents, samples, fresh)
+        objective = ReconstructionObjective(model, cfg, latents, samples, fresh, onpolicy)
     return train(
         cfg,
         objective,
