@@ -416,7 +416,7 @@ def test_onpolicy_pairs_sit_at_the_observations_the_policy_acted_on(ft_runs, tmp
     result, payload = ft_runs["ft_mle"]
     policy = load_policy(result.checkpoint)
     recorded = []
-    episodes, _, _ = rollout_episodes(policy, policy.cfg, [300000, 300001], 2, "euler", 2, record=recorded.append)
+    episodes, _, _ = rollout_episodes(policy, policy.cfg, [300000, 300001], 1, "euler", 2, record=recorded.append)
     decisions = sum(-(-e["steps"] // policy.n_action_steps) for e in episodes)  # ceil: a chunk per decision
     assert sum(len(r["agent_pos"]) for r in recorded) == decisions
     assert recorded[0]["keypoint"].shape[1:] == (policy.n_obs_steps, 9, 2)
@@ -432,6 +432,7 @@ def test_onpolicy_pairs_sit_at_the_observations_the_policy_acted_on(ft_runs, tmp
         "method.pair_nfe": 4,
         "method.onpolicy_from": str(result.checkpoint.parent.parent),
         "method.onpolicy_episodes": 2,
+        "method.onpolicy_nfe": 1,  # the run acts at NFE 1 (tuned for 2 and 1) while collecting
         "eval.n_envs": 2,
     }
     cfg = compose(overrides, base=payload["config"])
@@ -439,6 +440,7 @@ def test_onpolicy_pairs_sit_at_the_observations_the_policy_acted_on(ft_runs, tmp
     assert np.isfinite(history[-1]["sample_recon_mse"]) and np.isfinite(history[-1]["val_loss"])
     saved = torch.load(tmp_path / "student" / "onpolicy.pt", weights_only=False)
     n = len(saved["pairs"])
+    assert saved["settings"]["nfe"] == 1 and saved["settings"]["episodes"] == 2
     assert n == decisions and saved["obs"]["agent_pos"].shape == (n, policy.n_obs_steps, 2)
     assert saved["pairs"].shape == (n, 2, cfg["policy"]["horizon"], 2)
     pretrained = model_from_checkpoint(payload).eval()

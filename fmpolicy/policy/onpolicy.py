@@ -3,7 +3,8 @@
 FT-FM's sample pairs teach the few-step decoder the accurate flow's samples at the training windows'
 observations. In closed loop its small errors take it to states no window holds, where nothing taught it.
 ``method.onpolicy_from=RUN`` rolls out RUN's policy (e.g. a first FT-FM run, at its own solver and NFE) on
-``method.onpolicy_episodes`` seeds from ``method.onpolicy_seed_start`` (disjoint from evaluation's), keeps
+``method.onpolicy_episodes`` seeds from ``method.onpolicy_seed_start`` (disjoint from evaluation's; at
+``method.onpolicy_nfe`` if set, e.g. a pretrained FM at the few-step NFE), keeps
 every observation it acted on, and pairs each with a latent at the sampling std and the teacher's sample of
 it (the same teacher as the stored pairs). Training batches then draw the pairs' NLL from these
 observations; held-out batches keep the held-out windows' stored pairs, so the held-out loss stays
@@ -64,11 +65,12 @@ def collect_observations(run: str, cfg: dict[str, Any], progress: bool = True) -
         )
     batches: list[dict[str, np.ndarray]] = []
     seeds = list(range(mc["onpolicy_seed_start"], mc["onpolicy_seed_start"] + mc["onpolicy_episodes"]))
+    nfe = mc["onpolicy_nfe"] or policy.nfe
     results, _, _ = rollout_episodes(
         policy,
         policy.cfg,
         seeds,
-        policy.nfe,
+        nfe,
         policy.solver,
         cfg["eval"]["n_envs"],
         progress=progress,
@@ -77,7 +79,7 @@ def collect_observations(run: str, cfg: dict[str, Any], progress: bool = True) -
     print(
         f"on-policy observations: {sum(len(next(iter(b.values()))) for b in batches)} from {len(seeds)} episodes "
         f"of {run} (score {np.mean([r['score'] for r in results]):.3f}, success "
-        f"{np.mean([r['success'] for r in results]):.3f} at NFE {policy.nfe})"
+        f"{np.mean([r['success'] for r in results]):.3f} at NFE {nfe})"
     )
     return {k: np.concatenate([b[k] for b in batches]).astype(np.float32) for k in batches[0]}
 
@@ -91,6 +93,7 @@ def onpolicy_pairs(
         "run": run,
         "episodes": mc["onpolicy_episodes"],
         "seed_start": mc["onpolicy_seed_start"],
+        "nfe": mc["onpolicy_nfe"],
         "teacher": (teacher.source, teacher.solver, teacher.nfe),
         "latent_std": latent_std,
         "seed": cfg["seed"],
