@@ -348,6 +348,20 @@ def ft_runs(tmp_path_factory, tiny_run):
     return runs
 
 
+def _tiny_student(tmp_path, extra: dict) -> dict:
+    """Overrides of a tiny FT-FM run into ``tmp_path/student`` (two steps on 32 windows), plus ``extra``."""
+    return {
+        "method": "ft_mle",
+        "out": str(tmp_path / "student"),
+        "train.steps": 2,
+        "train.batch_size": 32,
+        "train.val_batches": 1,
+        "method.max_windows": 32,
+        "method.inverse_nfe": 8,
+        **extra,
+    }
+
+
 def test_pair_teacher_makes_the_sample_pairs_with_its_own_solver(ft_runs, tmp_path):
     """``method.pair_teacher``: the pairs' targets are the teacher's samples at its own solver and NFE (not the
     pretrained flow's at pair_solver/pair_nfe); a teacher of other data is refused with a clear error."""
@@ -358,17 +372,7 @@ def test_pair_teacher_makes_the_sample_pairs_with_its_own_solver(ft_runs, tmp_pa
 
     result, payload = ft_runs["ft_mle"]
     teacher_path = result.checkpoint
-    overrides = {
-        "method": "ft_mle",
-        "out": str(tmp_path / "student"),
-        "train.steps": 2,
-        "train.batch_size": 32,
-        "train.val_batches": 1,
-        "method.max_windows": 32,
-        "method.inverse_nfe": 8,
-        "method.pair_teacher": str(teacher_path),
-        "inference.nfe": 1,
-    }
+    overrides = _tiny_student(tmp_path, {"method.pair_teacher": str(teacher_path), "inference.nfe": 1})
     cfg = compose(overrides, base=payload["config"])
     finetune(payload, cfg, source="", progress=False)
     saved = torch.load(tmp_path / "student" / "pairs.pt", weights_only=False)
@@ -421,20 +425,16 @@ def test_onpolicy_pairs_sit_at_the_observations_the_policy_acted_on(ft_runs, tmp
     assert sum(len(r["agent_pos"]) for r in recorded) == decisions
     assert recorded[0]["keypoint"].shape[1:] == (policy.n_obs_steps, 9, 2)
 
-    overrides = {
-        "method": "ft_mle",
-        "out": str(tmp_path / "student"),
-        "train.steps": 3,
-        "train.batch_size": 32,
-        "train.val_batches": 1,
-        "method.max_windows": 32,
-        "method.inverse_nfe": 8,
-        "method.pair_nfe": 4,
-        "method.onpolicy_from": str(result.checkpoint.parent.parent),
-        "method.onpolicy_episodes": 2,
-        "method.onpolicy_nfe": 1,  # the run acts at NFE 1 (tuned for 2 and 1) while collecting
-        "eval.n_envs": 2,
-    }
+    overrides = _tiny_student(
+        tmp_path,
+        {
+            "method.pair_nfe": 4,
+            "method.onpolicy_from": str(result.checkpoint.parent.parent),
+            "method.onpolicy_episodes": 2,
+            "method.onpolicy_nfe": 1,  # the run acts at NFE 1 (tuned for 2 and 1) while collecting
+            "eval.n_envs": 2,
+        },
+    )
     cfg = compose(overrides, base=payload["config"])
     history = finetune(payload, cfg, source="", progress=False).history
     assert np.isfinite(history[-1]["sample_recon_mse"]) and np.isfinite(history[-1]["val_loss"])

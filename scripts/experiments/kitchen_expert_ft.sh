@@ -4,7 +4,8 @@
 #   OUT=runs/kd14 STEPS=14000 EVAL_EPISODES=200 bash scripts/experiments/kitchen_expert_dart.sh
 # FT-FM (1,200 steps at NFE 2, sample pairs at the sampling temperature: the default) with seeds 0, 1 and 2, and
 # seed 0 without the FM regularizer, with it at weight 1, with a weight of 10 on the sample pairs, and with
-# noise on the conditioning vector (seed 0's variants reuse its latents and pairs). Each run and the FM at NFE
+# noise on the conditioning vector (seed 0's variants reuse its latents and pairs), and with the sample pairs at
+# the observations the FM itself visits acting at NFE 2 (method.onpolicy_from, 2026-12-06). Each run and the FM at NFE
 # 10 on the 200 evaluation seeds (100000..) with the sampling noise of eval.noise_seed 0 and 1. Two torch
 # threads, alone on the machine.
 # Usage: bash scripts/experiments/kitchen_expert_ft.sh   (OUT=runs/kd14)
@@ -29,7 +30,7 @@ finetune() { # RUN KEY=VALUE...: fine-tune the FM into RUN, starting from seed 0
   mkdir -p "$run"
   case $run in # the seeds make their own caches
     "$OUT/ftsp" | "$OUT"/ftsp_seed*) ;;
-    *) cp -n "$OUT"/ftsp/{latents,pairs}.pt "$run/" ;;
+    *) [ ! -f "$OUT/ftsp/pairs.pt" ] || cp -n "$OUT"/ftsp/{latents,pairs}.pt "$run/" ;;
   esac
   $F finetune checkpoint="$OUT/fm" $FT "$@" out="$run"
 }
@@ -40,5 +41,6 @@ finetune "$OUT/ftsp_fm0" method.fm_weight=0
 finetune "$OUT/ftsp_fm1" method.fm_weight=1.0
 finetune "$OUT/sw10" method.sample_weight=10
 finetune "$OUT/ftsp_cn0.01" method.cond_noise=0.01
+finetune "$OUT/ftsp_onpol" method.onpolicy_from="$OUT/fm" method.onpolicy_nfe=2
 evals "$OUT/fm" eval.nfe=10
-for run in ftsp ftsp_seed1 ftsp_seed2 ftsp_fm0 ftsp_fm1 sw10 ftsp_cn0.01; do evals "$OUT/$run"; done
+for run in ftsp ftsp_seed1 ftsp_seed2 ftsp_fm0 ftsp_fm1 sw10 ftsp_cn0.01 ftsp_onpol; do evals "$OUT/$run"; done
