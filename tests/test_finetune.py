@@ -456,6 +456,8 @@ def test_onpolicy_pairs_sit_at_the_observations_the_policy_acted_on(ft_runs, tmp
         )
     with pytest.raises(UserError, match="needs method.sample_weight > 0"):
         finetune(payload, compose({**overrides, "method.sample_weight": 0.0}, base=payload["config"]))
+    with pytest.raises(UserError, match="method.fresh_pairs and method.onpolicy_from both choose"):
+        finetune(payload, compose({**overrides, "method.fresh_pairs": True}, base=payload["config"]))
 
 
 @pytest.mark.parametrize("run", ["ft_residual", "ft_residual_convex"])

@@ -342,6 +342,8 @@ def finetune(payload: dict[str, Any], cfg: dict[str, Any], source: str = "", pro
 
             if teacher is None:
                 raise UserError("method.onpolicy_from pairs the teacher's samples: it needs method.sample_weight > 0")
+            if mc["fresh_pairs"]:
+                raise UserError("method.fresh_pairs and method.onpolicy_from both choose the training pairs: set one")
             onpolicy_source(cfg)
         latents: dict[str, LatentBank] = {}
         if mc["pairing"] == "inverse":
