@@ -203,14 +203,14 @@ class ReconstructionObjective(nn.Module):
 
     def fresh_pairs(self, obs: Any, rows: slice, like: torch.Tensor) -> torch.Tensor:
         """``(batch, 2, horizon, action_dim)``: new latents at the sampling std and the teacher's samples."""
+        from fmpolicy.policy.reflow import sample_pair
+
         assert self.fresh is not None
         teacher, std = self.fresh
         with torch.no_grad():
             cond = teacher.model.condition(obs)
             z = std * torch.randn_like(like[rows])
-            return torch.stack(
-                [z, teacher.model.sample(None if cond is None else cond[rows], z, teacher.solver, teacher.nfe)], 1
-            )
+            return sample_pair(teacher.model, None if cond is None else cond[rows], z, teacher.solver, teacher.nfe)
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         cond = self.model.condition(batch["obs"])

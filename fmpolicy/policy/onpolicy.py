@@ -23,6 +23,7 @@ from tqdm import tqdm
 from fmpolicy.errors import UserError
 from fmpolicy.policy.checkpoint import save_checkpoint
 from fmpolicy.policy.device import module_device
+from fmpolicy.policy.reflow import sample_pair
 
 if TYPE_CHECKING:
     from fmpolicy.policy.reflow import Teacher
@@ -114,7 +115,7 @@ def onpolicy_pairs(
         part = {k: v[start : start + 256].to(device) for k, v in obs.items()}
         z = latent_std * torch.randn((len(next(iter(part.values()))), *shape), generator=gen).to(device)
         with torch.no_grad():
-            out.append(torch.stack([z, model.sample(model.condition(part), z, teacher.solver, teacher.nfe)], 1).cpu())
+            out.append(sample_pair(model, model.condition(part), z, teacher.solver, teacher.nfe).cpu())
     made = OnPolicyPairs(obs, torch.cat(out))
     save_checkpoint(cache, {"settings": settings, "obs": made.obs, "pairs": made.pairs})  # atomic
     return made

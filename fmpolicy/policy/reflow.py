@@ -32,6 +32,11 @@ class Teacher(NamedTuple):
     source: str = ""
 
 
+def sample_pair(model: FlowSampling, cond: torch.Tensor | None, z: torch.Tensor, solver: str, nfe: int) -> torch.Tensor:
+    """``(batch, 2, horizon, action_dim)``: the latents ``z`` and ``model``'s samples from them."""
+    return torch.stack([z, model.sample(cond, z, solver, nfe)], 1)
+
+
 def generate_pairs(
     model: FlowSampling,
     windows: WindowDataset,
@@ -48,7 +53,7 @@ def generate_pairs(
 
     def pair(cond: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         z = latent_std * torch.randn(action.shape, generator=gen).to(action.device)
-        return torch.stack([z, model.sample(cond, z, solver, nfe)], 1)
+        return sample_pair(model, cond, z, solver, nfe)
 
     return over_windows(model, windows, indices, pair, "reflow pairs", progress=progress)
 

@@ -1,4 +1,4 @@
-# Sourced by the Push-T NFE-1 experiment scripts (pusht_nfe1_fresh.sh, pusht_nfe1_executed.sh): the 12,000-step FM,
+# Sourced by the Push-T NFE-1 experiment scripts (pusht_nfe1_fresh.sh, _executed.sh, _onpolicy.sh): the 12,000-step FM,
 # its NFE-2 FT-FM of weight 10 (the teacher, sw10n2, as in pusht_nfe1_paired.sh), NFE-1 students of that teacher
 # and evaluations on the N evaluation seeds (100000.., noise seed 0). Each step runs once: a finished run is skipped.
 set -euo pipefail
