@@ -366,7 +366,6 @@ def test_pair_teacher_makes_the_sample_pairs_with_its_own_solver(ft_runs, tmp_pa
     """``method.pair_teacher``: the pairs' targets are the teacher's samples at its own solver and NFE (not the
     pretrained flow's at pair_solver/pair_nfe); a teacher of other data is refused with a clear error."""
     from fmpolicy.data.tasks import load_task_data
-    from fmpolicy.errors import UserError
     from fmpolicy.policy.api import model_from_checkpoint
     from fmpolicy.policy.reflow import generate_pairs
 
@@ -413,7 +412,6 @@ def test_onpolicy_pairs_sit_at_the_observations_the_policy_acted_on(ft_runs, tmp
     """``method.onpolicy_from``: the observations a run's policy acts on in closed loop (one per decision of an
     unfinished episode), each paired with a latent and the teacher's sample of it; training draws the pairs from
     them, the held-out windows keep their stored pairs; a missing run or no teacher is a clear error."""
-    from fmpolicy.errors import UserError
     from fmpolicy.eval.rollout import rollout_episodes
     from fmpolicy.policy.api import model_from_checkpoint
 
@@ -678,7 +676,6 @@ def test_block_displacement_moves_the_block():
 
 
 def test_reflow_pairs_are_the_pretrained_flows_samples_and_its_loss_drops(ft_runs):
-    from fmpolicy.errors import UserError
     from fmpolicy.policy.api import model_from_checkpoint
 
     result, pretrained_payload = ft_runs["reflow"]
@@ -720,7 +717,6 @@ def test_reflow_pairs_are_the_pretrained_flows_samples_and_its_loss_drops(ft_run
 
 
 def test_tuned_nfes_must_fit_the_solver():
-    from fmpolicy.errors import UserError
     from fmpolicy.policy.finetune import tuned_nfes
 
     cfg = compose({"method": "ft_mle", "inference.nfe": 2, "method.extra_nfes": [1, 4]})
