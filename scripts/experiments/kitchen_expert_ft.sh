@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Franka Kitchen, expert data: FT-FM at NFE 2 against FM at NFE 10 at temperature 0.5 (README, Kitchen section,
+# Franka Kitchen, expert data: FT-FM at NFE 2 against FM at NFE 10 at temperature 0.5 (docs/results/kitchen.md,
 # "Another fine-tuning seed and a second noise draw"). From the 14,000-step FM of
 #   OUT=runs/kd14 STEPS=14000 EVAL_EPISODES=200 bash scripts/experiments/kitchen_expert_dart.sh
 # FT-FM (1,200 steps at NFE 2, sample pairs at the sampling temperature: the default) with seeds 0, 1 and 2, and

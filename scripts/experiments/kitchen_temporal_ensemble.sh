@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Franka Kitchen, real kitchen-complete data: does replanning at every step with ACT's temporal ensembling
-# (policy.n_action_steps=1 inference.temporal_ensemble=C) help, where Push-T's two-sided demonstrations
-# made it hurt (README, "Python API")? FM 7,000 steps (README's Kitchen recipe), FT-FM at NFE 2 (1,200 steps on
-# 2,048 windows, today's defaults), each on the evaluation seeds executing 8-step chunks, ensembled, and
-# replanning at every step without ensembling; `fmpolicy compare` against the 8-step chunks. Two torch
-# threads, alone on the machine.
+# (policy.n_action_steps=1 inference.temporal_ensemble=C) help, where Push-T's two-sided demonstrations made
+# it hurt (docs/results/pusht_few_step.md, "Replanning at every step")? FM 7,000 steps (the Kitchen recipe,
+# docs/results/kitchen.md), FT-FM at NFE 2 (1,200 steps on 2,048 windows, today's defaults), each on the
+# evaluation seeds executing 8-step chunks, ensembled, and replanning at every step without ensembling;
+# `fmpolicy compare` against the 8-step chunks. Two torch threads, alone on the machine.
 # Usage: bash scripts/experiments/kitchen_temporal_ensemble.sh   (OUT=runs/kr EPISODES=100 COEFFS="0.01")
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -4,7 +4,7 @@
 # rollouts in worker processes. One torch thread: run beside other work.
 # Usage: TASK=lift EPISODES=200 STEPS=2000 FT_STEPS=300 bash scripts/experiments/robomimic.sh   (OUT=runs/rm/$TASK)
 # Can reached its 0.90 target for FT-FM at NFE 2 with 8,000 FM steps and FT on the method default 8,192 windows
-# (README, runs/rm7), not with STEPS=4000 (0.83-0.89).
+# (docs/results/robomimic.md, runs/rm7), not with STEPS=4000 (0.83-0.89).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
