@@ -680,14 +680,16 @@ def test_reflow_pairs_are_the_pretrained_flows_samples_and_its_loss_drops(ft_run
 
     result, pretrained_payload = ft_runs["reflow"]
     pairs = torch.load(result.checkpoint.parent.parent / "pairs.pt", weights_only=False)
-    assert pairs["settings"] == {"pair_solver": "rk4", "pair_nfe": 8, "seed": 0}
+    from fmpolicy.policy.checkpoint import weights_digest
+
+    pretrained = model_from_checkpoint(pretrained_payload)
+    assert pairs["settings"] == {"pair_solver": "rk4", "pair_nfe": 8, "seed": 0, "weights": weights_digest(pretrained)}
     z, a_hat = pairs["train"]["latents"][:, 0], pairs["train"]["latents"][:, 1]
     assert z.shape == a_hat.shape and z.shape[1:] == (16, 2) and len(z) == 64
     # a_hat is what the pretrained flow makes from z with the pair solver: recompute a few
     from fmpolicy.data.tasks import load_task_data
     from fmpolicy.policy.train import make_batch
 
-    pretrained = model_from_checkpoint(pretrained_payload)
     cfg = load_checkpoint(result.checkpoint)["config"]
     windows = load_task_data(cfg).windows(cfg, "train")
     idx = pairs["train"]["indices"][:4]

@@ -60,3 +60,27 @@ def test_damaged_latent_cache_is_recomputed(tmp_path, tiny_run, capsys):
     saved = torch.load(out / "latents.pt", weights_only=False)
     assert saved["train"]["latents"].shape[0] == 64 and torch.isfinite(saved["train"]["latents"]).all()
     assert not list((out / "checkpoints").glob("*.tmp"))
+
+
+def test_latent_cache_of_other_weights_is_remade_not_reused(tmp_path, tiny_run, monkeypatch):
+    import numpy as np
+
+    from fmpolicy.data.tasks import load_task_data
+    from fmpolicy.policy import finetune
+    from fmpolicy.policy.api import model_from_checkpoint
+
+    cfg, result = tiny_run
+    model = model_from_checkpoint(load_checkpoint(result.checkpoint))
+    splits = {"train": (load_task_data(cfg).windows(cfg, "train"), np.arange(6))}
+    mc = {"inverse_solver": "rk4", "inverse_nfe": 8, "inverse_warp": 2.0}
+    made = []
+    invert = finetune.invert_windows
+    monkeypatch.setattr(finetune, "invert_windows", lambda *a, **k: made.append(1) or invert(*a, **k))
+    cache = tmp_path / "latents.pt"
+    first = finetune.build_latents(model, splits, mc, cache, progress=False)["train"].latents
+    again = finetune.build_latents(model, splits, mc, cache, progress=False)["train"].latents
+    assert len(made) == 1 and torch.equal(first, again)  # the same weights: the cache is reused
+    with torch.no_grad():
+        next(model.parameters()).add_(0.05)  # a copied cache from another checkpoint of the same shapes
+    other = finetune.build_latents(model, splits, mc, cache, progress=False)["train"].latents
+    assert len(made) == 2 and not torch.allclose(first, other)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -30,6 +31,16 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """A short hash of ``module``'s parameters and buffers: caches made from a model's outputs (latents, sample
+    pairs) record it, so a cache copied from a run of another checkpoint is remade, not reused."""
+    h = hashlib.sha1()
+    for name, tensor in module.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def keep_copy(path: Path, kept: Path) -> None:

@@ -33,7 +33,7 @@ from fmpolicy.data.windows import WindowDataset
 from fmpolicy.errors import UserError
 from fmpolicy.policy import flow
 from fmpolicy.policy.api import model_from_checkpoint, sampling_std
-from fmpolicy.policy.checkpoint import load_checkpoint, save_checkpoint
+from fmpolicy.policy.checkpoint import load_checkpoint, save_checkpoint, weights_digest
 from fmpolicy.policy.device import module_device, resolve_device
 from fmpolicy.policy.model import FlowModel, FlowSampling, build_model
 from fmpolicy.policy.train import TrainResult, make_batch, train, validation_batches
@@ -252,6 +252,7 @@ def build_latents(
 ) -> dict[str, LatentBank]:
     """Invert the chosen windows of each split once (the inverse pairing's latents), cached in ``cache``."""
     settings = {k: mc[k] for k in ("inverse_solver", "inverse_nfe", "inverse_warp")}
+    settings["weights"] = weights_digest(pretrained)
 
     def compute(windows: WindowDataset, idx: np.ndarray) -> torch.Tensor:
         return invert_windows(

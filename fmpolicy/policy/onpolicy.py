@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from fmpolicy.errors import UserError
-from fmpolicy.policy.checkpoint import save_checkpoint
+from fmpolicy.policy.checkpoint import save_checkpoint, weights_digest
 from fmpolicy.policy.device import module_device
 from fmpolicy.policy.reflow import sample_pair
 
@@ -95,7 +95,7 @@ def onpolicy_pairs(
         "episodes": mc["onpolicy_episodes"],
         "seed_start": mc["onpolicy_seed_start"],
         "nfe": mc["onpolicy_nfe"],
-        "teacher": (teacher.source, teacher.solver, teacher.nfe),
+        "teacher": (teacher.source, teacher.solver, teacher.nfe, weights_digest(teacher.model)),
         "latent_std": latent_std,
         "seed": cfg["seed"],
     }

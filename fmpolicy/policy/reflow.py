@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from fmpolicy.data.windows import WindowDataset
+from fmpolicy.policy.checkpoint import weights_digest
 from fmpolicy.policy.finetune import LatentBank, cached_banks, over_windows
 from fmpolicy.policy.model import FlowSampling
 
@@ -69,6 +70,7 @@ def build_pairs(
     """The reflow pairs of each split's chosen windows (latents of std ``latent_std``, targets the
     ``teacher``'s samples), made once and cached in ``cache``."""
     settings: dict[str, Any] = {"pair_solver": teacher.solver, "pair_nfe": teacher.nfe, "seed": cfg["seed"]}
+    settings["weights"] = weights_digest(teacher.model)
     if latent_std != 1.0:  # unit-std caches keep their settings
         settings["latent_std"] = latent_std
     if teacher.source:
