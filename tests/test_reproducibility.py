@@ -84,3 +84,16 @@ def test_latent_cache_of_other_weights_is_remade_not_reused(tmp_path, tiny_run, 
         next(model.parameters()).add_(0.05)  # a copied cache from another checkpoint of the same shapes
     other = finetune.build_latents(model, splits, mc, cache, progress=False)["train"].latents
     assert len(made) == 2 and not torch.allclose(first, other)
+
+
+def test_saved_checkpoints_are_readable_as_any_file_the_user_writes(tmp_path):
+    import os
+
+    from fmpolicy.policy.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path / "ckpt.pt", {"step": 3})
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")  # what the user's umask gives a new file
+    assert os.stat(tmp_path / "ckpt.pt").st_mode & 0o777 == os.stat(plain).st_mode & 0o777
+    assert torch.load(tmp_path / "ckpt.pt", weights_only=False) == {"step": 3}
+    assert not list(tmp_path.glob("*.tmp"))

@@ -22,7 +22,11 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    umask = os.umask(0)  # read it (it can only be read by setting it) and put it back
+    os.umask(umask)
     try:
+        # mkstemp makes the file private (0600); a checkpoint gets the permissions of any file the user writes
+        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
             f.flush()
