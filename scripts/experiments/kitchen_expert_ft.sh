@@ -3,11 +3,12 @@
 # "Another fine-tuning seed and a second noise draw"). From the 14,000-step FM of
 #   OUT=runs/kd14 STEPS=14000 EVAL_EPISODES=200 bash scripts/experiments/kitchen_expert_dart.sh
 # FT-FM (1,200 steps at NFE 2, sample pairs at the sampling temperature: the default) with seeds 0, 1 and 2, and
-# seed 0 without the FM regularizer, with it at weight 1, with a weight of 10 on the sample pairs, and with
-# noise on the conditioning vector (seed 0's variants reuse its latents and pairs), and with the sample pairs at
-# the observations the FM itself visits acting at NFE 2 (method.onpolicy_from, 2026-12-06). Each run and the FM at NFE
-# 10 on the 200 evaluation seeds (100000..) with the sampling noise of eval.noise_seed 0 and 1. Two torch
-# threads, alone on the machine.
+# seed 0 without the FM regularizer, with it at weight 1, with a weight of 10 on the sample pairs, and with noise on
+# the conditioning vector (seed 0's variants reuse its latents and pairs), with the sample pairs at the observations
+# the FM itself visits acting at NFE 2 (method.onpolicy_from, 2026-12-06), and with the sample pairs made by the FM's
+# own Euler-10 policy instead of RK4-32, at weight 1 and 10 (2026-12-07: the FM with RK4-32 scores below Euler-10
+# in closed loop). Each run, the FM at NFE 10 and the FM with RK4 at 32 evaluations on the 200 evaluation seeds
+# (100000..) with the sampling noise of eval.noise_seed 0 and 1. Two torch threads, alone on the machine.
 # Usage: bash scripts/experiments/kitchen_expert_ft.sh   (OUT=runs/kd14)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -42,5 +43,16 @@ finetune "$OUT/ftsp_fm1" method.fm_weight=1.0
 finetune "$OUT/sw10" method.sample_weight=10
 finetune "$OUT/ftsp_cn0.01" method.cond_noise=0.01
 finetune "$OUT/ftsp_onpol" method.onpolicy_from="$OUT/fm" method.onpolicy_nfe=2
+finetune "$OUT/ftsp_e10" method.pair_solver=euler method.pair_nfe=10
+finetune "$OUT/sw10_e10" method.pair_solver=euler method.pair_nfe=10 method.sample_weight=10
 evals "$OUT/fm" eval.nfe=10
-for run in ftsp ftsp_seed1 ftsp_seed2 ftsp_fm0 ftsp_fm1 sw10 ftsp_cn0.01 ftsp_onpol; do evals "$OUT/$run"; done
+RK4="inference.solver=rk4 inference.nfe=32 eval.nfe=32" # the accurate flow the sample pairs copy
+[ -f "$OUT/fm/eval200_T0.5_rk4_32/metrics.json" ] ||
+  $F eval checkpoint="$OUT/fm" $E $RK4 out="$OUT/fm/eval200_T0.5_rk4_32" </dev/null
+[ -f "$OUT/fm/eval200_T0.5_rk4_32_ns1/metrics.json" ] ||
+  $F eval checkpoint="$OUT/fm" $E $RK4 eval.noise_seed=1 out="$OUT/fm/eval200_T0.5_rk4_32_ns1" </dev/null
+for run in ftsp ftsp_seed1 ftsp_seed2 ftsp_fm0 ftsp_fm1 sw10 ftsp_cn0.01 ftsp_onpol ftsp_e10 sw10_e10; do evals "$OUT/$run"; done
+$F compare a="$OUT/fm/eval200_T0.5" b="$OUT/fm/eval200_T0.5_rk4_32" out="$OUT/fm/compare_rk4_vs_euler10"
+for run in ftsp_e10 sw10_e10; do
+  $F compare a="$OUT/fm/eval200_T0.5" b="$OUT/$run/eval200_T0.5" out="$OUT/$run/compare200_vs_fm10"
+done
