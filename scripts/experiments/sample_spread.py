@@ -1,8 +1,9 @@
 """Spread of a policy's action chunk over its sampling latents, on held-out windows (offline, no simulator).
 
 For each RUN[:SOLVER:NFE] (default: the run's own inference solver and NFE): 64 held-out windows spread evenly,
-16 latents each drawn at the run's sampling std times the temperature, the RMS over chunk entries of the std over
-latents (normalized action units). The same windows and standard-normal draws for every run. Used on the Kitchen
+16 latents each drawn at the run's sampling std times the temperature, and ``latent_spread`` of
+``fmpolicy/eval/sensitivity.py`` on them (the std over latents, averaged over windows and chunk entries, in
+normalized action units). The same windows and standard-normal draws for every run. Used on the Kitchen
 expert FM (docs/results/kitchen.md, "The teacher's solver").
 Usage: python scripts/experiments/sample_spread.py [--temperature 0.5] RUN[:SOLVER:NFE] ...
 """
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from fmpolicy.data.tasks import load_task_data
+from fmpolicy.eval.sensitivity import latent_spread
 from fmpolicy.policy.api import model_from_checkpoint
 from fmpolicy.policy.checkpoint import load_checkpoint
 from fmpolicy.policy.train import make_batch
@@ -29,12 +31,9 @@ def spread(spec: str, temperature: float, windows: int = 64, latents: int = 16) 
     data = load_task_data(cfg).windows(cfg, "val")
     batch = make_batch(data, np.linspace(0, len(data) - 1, windows).astype(int), torch.device("cpu"), "")
     std = temperature * cfg["inference"].get("noise_scale", 1.0)
-    shape = (windows * latents, *batch["action"].shape[1:])
     with torch.no_grad():
-        cond = model.condition(batch["obs"]).repeat_interleave(latents, 0)
-        z = std * torch.randn(shape, generator=torch.Generator().manual_seed(0))
-        chunks = model.sample(cond, z, solver, nfe).view(windows, latents, -1)
-    return solver, nfe, std, chunks.std(1).pow(2).mean().sqrt().item()
+        value = latent_spread(model, model.condition(batch["obs"]), solver, nfe, latents, seed=0, noise_scale=std)
+    return solver, nfe, std, value
 
 
 def main() -> None:
