@@ -2,7 +2,8 @@
 # Push-T: which flow should the sample pairs copy? (results page, "The teacher's solver", 2026-12-07). The 12,000-step
 # FM with the accurate solver the pairs are made with (RK4, 32 evaluations) against the Euler-10 policy it is
 # compared with, on the 1,000 evaluation seeds; then FT-FM at NFE 2 (the weight-10 recipe of sw10n2) with its
-# sample pairs made by Euler at NFE 10 instead, and the NFE-1 student of that teacher.
+# sample pairs made by Euler at NFE 10 instead. (sw10n2's latents, made before caches recorded their weights, are
+# remade once.)
 # Usage: bash scripts/experiments/pusht_euler_pairs.sh   (OUT=runs/p12, EPISODES=1000)
 source "$(dirname "$0")/pusht_nfe1_common.sh"
 evaluate "$OUT/fm" "eval${N}_rk4_32" inference.solver=rk4 inference.nfe=32 eval.nfe=32
