@@ -28,7 +28,7 @@ USAGE = """usage: fmpolicy COMMAND key=value ...
   speed     [checkpoint=PATH | task=TASK method=fm policy.down_dims=[...]] out=DIR
   robustness bench.runs='{FM: RUN, FT-FM: RUN, ResFT-FM: RUN}' eval.episodes=100 out=DIR
   eval      checkpoint=PATH eval.episodes=N eval.nfe=K out=DIR
-  compare   a=EVAL_DIR b=EVAL_DIR [out=DIR]
+  compare   a=EVAL_DIR[,EVAL_DIR...] b=EVAL_DIR[,...] [out=DIR]
   deploy    checkpoint=PATH deploy.steps=300 out=DIR
 """
 
@@ -157,7 +157,7 @@ def cmd_eval(overrides: dict[str, Any]) -> None:
 
 
 def cmd_compare(overrides: dict[str, Any]) -> None:
-    from fmpolicy.eval.paired import compare_episodes, format_comparison, read_episodes
+    from fmpolicy.eval.paired import compare_episodes, format_comparison, read_draws
 
     unknown = set(overrides) - {"a", "b", "out"}
     if unknown or not {"a", "b"} <= set(overrides):
@@ -165,8 +165,12 @@ def cmd_compare(overrides: dict[str, Any]) -> None:
             f"compare takes a=EVAL_DIR b=EVAL_DIR [out=DIR] (got {', '.join(sorted(overrides)) or 'nothing'}): "
             "pass two folders written by fmpolicy eval over the same seeds"
         )
-    a, b = str(overrides["a"]), str(overrides["b"])
-    res = compare_episodes(read_episodes(a), read_episodes(b))
+    # several noise draws of each policy (a=D1,D2 or a=[D1,D2]) are averaged per seed before pairing
+    draws_a, draws_b = (v if isinstance(v, list) else str(v).split(",") for v in (overrides["a"], overrides["b"]))
+    a, b = ",".join(map(str, draws_a)), ",".join(map(str, draws_b))
+    res = compare_episodes(read_draws(draws_a), read_draws(draws_b))
+    if len(draws_a) > 1 or len(draws_b) > 1:
+        print(f"per seed: the mean of A's {len(draws_a)} and B's {len(draws_b)} evaluations")
     print(format_comparison(res, a, b))
     if overrides.get("out") is not None:
         out = Path(str(overrides["out"]))

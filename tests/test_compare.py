@@ -9,7 +9,7 @@ import pytest
 
 from fmpolicy.cli import main
 from fmpolicy.errors import UserError
-from fmpolicy.eval.paired import compare_episodes, read_episodes
+from fmpolicy.eval.paired import compare_episodes, read_draws, read_episodes
 
 
 def _write(folder, seeds, scores, successes):
@@ -41,6 +41,29 @@ def test_paired_difference_interval_and_counts(tmp_path, capsys):
     assert "3 shared seeds (11..13)" in printed and "1 seeds only in A and 1 only in B" in printed
     saved = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert saved["score"]["diff"] == pytest.approx(d.mean()) and saved["b"] == str(b)
+
+
+def test_noise_draws_are_averaged_per_seed_before_pairing(tmp_path, capsys):
+    a1 = _write(tmp_path / "a1", [1, 2, 3], [0.5, 0.5, 1.0], [False, False, True])
+    a2 = _write(tmp_path / "a2", [1, 2, 3], [1.0, 0.0, 1.0], [True, False, True])
+    b1 = _write(tmp_path / "b1", [1, 2, 3, 4], [1.0, 0.5, 0.5, 0.0], [True, False, False, False])
+    b2 = _write(tmp_path / "b2", [2, 3, 4], [1.0, 0.5, 0.0], [True, False, False])
+    pooled = read_draws([a1, a2])
+    assert pooled[1] == {"score": 0.75, "success": 0.5} and pooled[3] == {"score": 1.0, "success": 1.0}
+    assert sorted(read_draws([b1, b2])) == [2, 3, 4]  # seed 1 is in one draw of B only: left out
+    res = compare_episodes(pooled, read_draws([b1, b2]))
+    d = np.array([0.75 - 0.25, 0.5 - 1.0])  # seeds 2 and 3, each a mean over two draws
+    assert res["n_seeds"] == 2 and res["score"]["diff"] == pytest.approx(d.mean())
+    half = 1.96 * d.std(ddof=1) / math.sqrt(2)  # the seeds, not the four (draw, seed) pairs, are the units
+    assert res["score"]["ci95"] == pytest.approx([d.mean() - half, d.mean() + half])
+    assert res["success"]["diff"] == pytest.approx(np.mean([0.5 - 0.0, 0.0 - 1.0]))
+
+    assert main(["compare", f"a={a1},{a2}", f"b=[{b1}, {b2}]", f"out={tmp_path}/cmp"]) == 0
+    printed = capsys.readouterr().out
+    assert "the mean of A's 2 and B's 2 evaluations" in printed and "2 shared seeds (2..3)" in printed
+    assert json.loads((tmp_path / "cmp" / "compare.json").read_text())["a"] == f"{a1},{a2}"
+    with pytest.raises(UserError, match="share no seed: run them with one eval.seed_start"):
+        read_draws([a1, _write(tmp_path / "c", [7], [0.5], [False])])
 
 
 def test_errors_name_the_fix(tmp_path, capsys):
