@@ -12,6 +12,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 F=${F:-.venv/bin/fmpolicy}
 OUT=${OUT:-runs/krp}
 T="train.threads=$OMP_NUM_THREADS"
+NOISE_SEEDS="0 1 2" # eval.noise_seed of every evaluation
 [ -f "$OUT/fm/train_summary.json" ] || $F train task=kitchen_lowdim method=fm train.steps=7000 "$T" out="$OUT/fm"
 finetune() { # NAME KEY=VALUE...
   local name=$1
@@ -19,8 +20,8 @@ finetune() { # NAME KEY=VALUE...
   [ -f "$OUT/$name/train_summary.json" ] || $F finetune checkpoint="$OUT/fm" method=ft_mle inference.nfe=2 \
     train.steps=1200 method.max_windows=2048 "$T" out="$OUT/$name" "$@"
 }
-evals() { # RUN NFE: the 200 evaluation seeds, noise seeds 0, 1 and 2
-  for s in 0 1 2; do
+evals() { # RUN NFE: the 200 evaluation seeds, every noise seed
+  for s in $NOISE_SEEDS; do
     [ -f "$1/eval200_nfe$2_ns$s/metrics.json" ] || $F eval checkpoint="$1" eval.nfe="$2" eval.episodes=200 \
       eval.videos=0 eval.noise_seed="$s" out="$1/eval200_nfe$2_ns$s"
   done
@@ -30,8 +31,12 @@ finetune ft_plain method.sample_weight=0
 evals "$OUT/ft_plain" 2
 finetune ft_pairs
 evals "$OUT/ft_pairs" 2
-draws() { echo "$1/eval200_nfe$2_ns0,$1/eval200_nfe$2_ns1,$1/eval200_nfe$2_ns2"; }
-for s in 0 1 2; do # each draw alone, then the three averaged per seed
+draws() { # RUN NFE -> its evaluations, comma-separated, as compare takes them
+  local s dirs=()
+  for s in $NOISE_SEEDS; do dirs+=("$1/eval200_nfe$2_ns$s"); done
+  (IFS=,; echo "${dirs[*]}")
+}
+for s in $NOISE_SEEDS; do # each draw alone, then all draws averaged per seed
   $F compare a="$OUT/fm/eval200_nfe10_ns$s" b="$OUT/ft_plain/eval200_nfe2_ns$s"
   $F compare a="$OUT/fm/eval200_nfe10_ns$s" b="$OUT/ft_pairs/eval200_nfe2_ns$s"
   $F compare a="$OUT/ft_plain/eval200_nfe2_ns$s" b="$OUT/ft_pairs/eval200_nfe2_ns$s"
