@@ -168,7 +168,8 @@ def cmd_compare(overrides: dict[str, Any]) -> None:
     # several noise draws of each policy (a=D1,D2 or a=[D1,D2]) are averaged per seed before pairing
     draws_a, draws_b = (v if isinstance(v, list) else str(v).split(",") for v in (overrides["a"], overrides["b"]))
     a, b = ",".join(map(str, draws_a)), ",".join(map(str, draws_b))
-    res = compare_episodes(read_draws(draws_a), read_draws(draws_b))
+    (per_seed_a, partial_a), (per_seed_b, partial_b) = read_draws(draws_a), read_draws(draws_b)
+    res = compare_episodes(per_seed_a, per_seed_b, partial=(partial_a, partial_b))
     if len(draws_a) > 1 or len(draws_b) > 1:
         print(f"per seed: the mean of A's {len(draws_a)} and B's {len(draws_b)} evaluations")
     print(format_comparison(res, a, b))

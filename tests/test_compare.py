@@ -27,7 +27,7 @@ def test_paired_difference_interval_and_counts(tmp_path, capsys):
     b = _write(tmp_path / "b", [11, 12, 13, 14], [0.95, 1.0, 0.1, 0.7], [True, True, False, False])
     res = compare_episodes(read_episodes(a), read_episodes(b / "episodes.csv"))
     assert res["n_seeds"] == 3 and res["seeds"] == [11, 13]
-    assert res["left_out"] == {"only_a": 1, "only_b": 1}
+    assert res["left_out"] == {"only_a": 1, "only_b": 1, "not_in_every_draw_a": 0, "not_in_every_draw_b": 0}
     d = np.array([0.05, 0.0, -0.1])
     half = 1.96 * d.std(ddof=1) / math.sqrt(3)
     assert res["score"]["diff"] == pytest.approx(d.mean())
@@ -48,10 +48,12 @@ def test_noise_draws_are_averaged_per_seed_before_pairing(tmp_path, capsys):
     a2 = _write(tmp_path / "a2", [1, 2, 3], [1.0, 0.0, 1.0], [True, False, True])
     b1 = _write(tmp_path / "b1", [1, 2, 3, 4], [1.0, 0.5, 0.5, 0.0], [True, False, False, False])
     b2 = _write(tmp_path / "b2", [2, 3, 4], [1.0, 0.5, 0.0], [True, False, False])
-    pooled = read_draws([a1, a2])
+    pooled, partial_a = read_draws([a1, a2])
     assert pooled[1] == {"score": 0.75, "success": 0.5} and pooled[3] == {"score": 1.0, "success": 1.0}
-    assert sorted(read_draws([b1, b2])) == [2, 3, 4]  # seed 1 is in one draw of B only: left out
-    res = compare_episodes(pooled, read_draws([b1, b2]))
+    pooled_b, partial_b = read_draws([b1, b2])
+    assert sorted(pooled_b) == [2, 3, 4] and (partial_a, partial_b) == (0, 1)  # seed 1: in one draw of B only
+    res = compare_episodes(pooled, pooled_b, partial=(partial_a, partial_b))
+    assert res["left_out"] == {"only_a": 1, "only_b": 1, "not_in_every_draw_a": 0, "not_in_every_draw_b": 1}
     d = np.array([0.75 - 0.25, 0.5 - 1.0])  # seeds 2 and 3, each a mean over two draws
     assert res["n_seeds"] == 2 and res["score"]["diff"] == pytest.approx(d.mean())
     half = 1.96 * d.std(ddof=1) / math.sqrt(2)  # the seeds, not the four (draw, seed) pairs, are the units
@@ -61,6 +63,7 @@ def test_noise_draws_are_averaged_per_seed_before_pairing(tmp_path, capsys):
     assert main(["compare", f"a={a1},{a2}", f"b=[{b1}, {b2}]", f"out={tmp_path}/cmp"]) == 0
     printed = capsys.readouterr().out
     assert "the mean of A's 2 and B's 2 evaluations" in printed and "2 shared seeds (2..3)" in printed
+    assert "0 seeds of A and 1 of B are left out: some of their evaluations lack them" in printed
     assert json.loads((tmp_path / "cmp" / "compare.json").read_text())["a"] == f"{a1},{a2}"
     with pytest.raises(UserError, match="share no seed: run them with one eval.seed_start"):
         read_draws([a1, _write(tmp_path / "c", [7], [0.5], [False])])

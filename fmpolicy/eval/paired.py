@@ -44,12 +44,14 @@ def read_episodes(path: str | Path) -> dict[int, dict[str, float]]:
     return by_seed(rows)
 
 
-def read_draws(paths: Sequence[str | Path]) -> dict[int, dict[str, float]]:
-    """Seed -> score and success averaged over several evaluations of one policy on the same seeds.
+def read_draws(paths: Sequence[str | Path]) -> tuple[dict[int, dict[str, float]], int]:
+    """Seed -> score and success averaged over several evaluations of one policy on the same seeds, and how many
+    seeds were left out because some of the evaluations lack them.
 
     The evaluations differ only in ``eval.noise_seed`` (the sampling noise). On Kitchen's real data one draw moved
     FT-FM by 0.22 tasks over 200 seeds, so a comparison of near-equal policies averages several draws per seed
-    before pairing; the seeds, not the (draw, seed) pairs, stay the independent units of the interval.
+    before pairing; the seeds, not the (draw, seed) pairs, stay the independent units of the interval. A seed
+    missing from one draw is left out rather than averaged over fewer draws, and counted so the caller can say so.
     """
     runs = [read_episodes(p) for p in paths]
     seeds = sorted(set.intersection(*(set(r) for r in runs)))
@@ -57,7 +59,8 @@ def read_draws(paths: Sequence[str | Path]) -> dict[int, dict[str, float]]:
         raise UserError(
             f"the evaluations {', '.join(map(str, paths))} share no seed: run them with one eval.seed_start"
         )
-    return {s: {k: float(np.mean([r[s][k] for r in runs])) for k in METRICS} for s in seeds}
+    n_partial = len(set.union(*(set(r) for r in runs))) - len(seeds)
+    return {s: {k: float(np.mean([r[s][k] for r in runs])) for k in METRICS} for s in seeds}, n_partial
 
 
 def by_seed(rows: Iterable[Mapping[str, Any]]) -> dict[int, dict[str, float]]:
@@ -69,15 +72,26 @@ def by_seed(rows: Iterable[Mapping[str, Any]]) -> dict[int, dict[str, float]]:
     return {int(r["seed"]): {"score": float(r["score"]), "success": flag(r["success"])} for r in rows}
 
 
-def compare_episodes(a: dict[int, dict[str, float]], b: dict[int, dict[str, float]]) -> dict[str, Any]:
-    """Mean of B - A over the shared seeds, its 95% interval, and on how many seeds B is above/equal/below."""
+def compare_episodes(
+    a: dict[int, dict[str, float]], b: dict[int, dict[str, float]], partial: tuple[int, int] = (0, 0)
+) -> dict[str, Any]:
+    """Mean of B - A over the shared seeds, its 95% interval, and on how many seeds B is above/equal/below.
+
+    ``partial``: seeds already left out of A and of B for missing from some of their draws (``read_draws``),
+    reported beside the seeds that only one side has.
+    """
     seeds = sorted(set(a) & set(b))
     if not seeds:
         raise UserError("the two evaluations share no seed: run both with the same eval.seed_start")
     out: dict[str, Any] = {
         "n_seeds": len(seeds),
         "seeds": [seeds[0], seeds[-1]],
-        "left_out": {"only_a": len(set(a) - set(b)), "only_b": len(set(b) - set(a))},
+        "left_out": {
+            "only_a": len(set(a) - set(b)),
+            "only_b": len(set(b) - set(a)),
+            "not_in_every_draw_a": partial[0],
+            "not_in_every_draw_b": partial[1],
+        },
     }
     for key in METRICS:
         d = np.array([b[s][key] - a[s][key] for s in seeds])
@@ -96,9 +110,13 @@ def compare_episodes(a: dict[int, dict[str, float]], b: dict[int, dict[str, floa
 def format_comparison(res: dict[str, Any], a: str, b: str) -> str:
     """The comparison as the lines ``fmpolicy compare`` prints."""
     lines = [f"{res['n_seeds']} shared seeds ({res['seeds'][0]}..{res['seeds'][1]}), A = {a}, B = {b}"]
-    if any(res["left_out"].values()):
+    left = res["left_out"]
+    if left["only_a"] or left["only_b"]:
+        lines.append(f"note: {left['only_a']} seeds only in A and {left['only_b']} only in B are left out")
+    if left.get("not_in_every_draw_a") or left.get("not_in_every_draw_b"):
         lines.append(
-            f"note: {res['left_out']['only_a']} seeds only in A and {res['left_out']['only_b']} only in B are left out"
+            f"note: {left['not_in_every_draw_a']} seeds of A and {left['not_in_every_draw_b']} of B are left out:"
+            " some of their evaluations lack them (evaluate every draw on the same seeds)"
         )
     for key in METRICS:
         r = res[key]
