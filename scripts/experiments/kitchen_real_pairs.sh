@@ -5,6 +5,9 @@
 # 100 seeds, the FM of kitchen_temporal_ensemble.sh): two FMs, so nothing was paired. Here one FM (7,000 steps),
 # FT-FM at NFE 2 with and without the pairs (1,200 steps on 2,048 windows each), every run on the 200 evaluation
 # seeds at the task's temperature 0.7 and three draws of the sampling noise, compared seed by seed.
+# Then (2026-12-07, evening) the same without the FM regularizer (method.fm_weight=0, as the Push-T pipeline
+# fine-tunes; untried on this data; two network passes per step instead of three), for 1,200 and 2,400 steps,
+# and 1,200 steps with a second fine-tuning seed.
 # Two torch threads, alone on the machine. Usage: bash scripts/experiments/kitchen_real_pairs.sh  (OUT=runs/krp)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -31,6 +34,12 @@ finetune ft_plain method.sample_weight=0
 evals "$OUT/ft_plain" 2
 finetune ft_pairs
 evals "$OUT/ft_pairs" 2
+finetune ft_plain_fmw0 method.sample_weight=0 method.fm_weight=0
+evals "$OUT/ft_plain_fmw0" 2
+finetune ft_plain_fmw0_2400 method.sample_weight=0 method.fm_weight=0 train.steps=2400
+evals "$OUT/ft_plain_fmw0_2400" 2
+finetune ft_plain_fmw0_seed1 method.sample_weight=0 method.fm_weight=0 seed=1
+evals "$OUT/ft_plain_fmw0_seed1" 2
 draws() { # RUN NFE -> its evaluations, comma-separated, as compare takes them
   local s dirs=()
   for s in $NOISE_SEEDS; do dirs+=("$1/eval200_nfe$2_ns$s"); done
@@ -44,3 +53,7 @@ done
 $F compare a="$(draws "$OUT/fm" 10)" b="$(draws "$OUT/ft_plain" 2)" out="$OUT/compare_fm_plain"
 $F compare a="$(draws "$OUT/fm" 10)" b="$(draws "$OUT/ft_pairs" 2)" out="$OUT/compare_fm_pairs"
 $F compare a="$(draws "$OUT/ft_plain" 2)" b="$(draws "$OUT/ft_pairs" 2)" out="$OUT/compare_plain_pairs"
+for run in ft_plain_fmw0 ft_plain_fmw0_2400 ft_plain_fmw0_seed1; do
+  $F compare a="$(draws "$OUT/fm" 10)" b="$(draws "$OUT/$run" 2)" out="$OUT/compare_fm_$run"
+  $F compare a="$(draws "$OUT/ft_plain" 2)" b="$(draws "$OUT/$run" 2)" out="$OUT/compare_plain_$run"
+done
