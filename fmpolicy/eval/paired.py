@@ -54,12 +54,13 @@ def read_draws(paths: Sequence[str | Path]) -> tuple[dict[int, dict[str, float]]
     missing from one draw is left out rather than averaged over fewer draws, and counted so the caller can say so.
     """
     runs = [read_episodes(p) for p in paths]
-    seeds = sorted(set.intersection(*(set(r) for r in runs)))
+    seed_sets = [set(r) for r in runs]
+    seeds = sorted(set.intersection(*seed_sets))
     if not seeds:
         raise UserError(
             f"the evaluations {', '.join(map(str, paths))} share no seed: run them with one eval.seed_start"
         )
-    n_partial = len(set.union(*(set(r) for r in runs))) - len(seeds)
+    n_partial = len(set.union(*seed_sets)) - len(seeds)
     return {s: {k: float(np.mean([r[s][k] for r in runs])) for k in METRICS} for s in seeds}, n_partial
 
 
@@ -113,7 +114,7 @@ def format_comparison(res: dict[str, Any], a: str, b: str) -> str:
     left = res["left_out"]
     if left["only_a"] or left["only_b"]:
         lines.append(f"note: {left['only_a']} seeds only in A and {left['only_b']} only in B are left out")
-    if left.get("not_in_every_draw_a") or left.get("not_in_every_draw_b"):
+    if left["not_in_every_draw_a"] or left["not_in_every_draw_b"]:
         lines.append(
             f"note: {left['not_in_every_draw_a']} seeds of A and {left['not_in_every_draw_b']} of B are left out:"
             " some of their evaluations lack them (evaluate every draw on the same seeds)"
