@@ -162,8 +162,9 @@ def cmd_compare(overrides: dict[str, Any]) -> None:
     unknown = set(overrides) - {"a", "b", "out"}
     if unknown or not {"a", "b"} <= set(overrides):
         raise UserError(
-            f"compare takes a=EVAL_DIR b=EVAL_DIR [out=DIR] (got {', '.join(sorted(overrides)) or 'nothing'}): "
-            "pass two folders written by fmpolicy eval over the same seeds"
+            f"compare takes a=EVAL_DIR[,EVAL_DIR...] b=EVAL_DIR[,...] [out=DIR] (got "
+            f"{', '.join(sorted(overrides)) or 'nothing'}): pass folders written by fmpolicy eval over the same "
+            "seeds, several per side for several noise draws"
         )
     # several noise draws of each policy (a=D1,D2 or a=[D1,D2]) are averaged per seed before pairing
     draws_a, draws_b = (v if isinstance(v, list) else str(v).split(",") for v in (overrides["a"], overrides["b"]))

@@ -83,4 +83,4 @@ def test_errors_name_the_fix(tmp_path, capsys):
     with pytest.raises(UserError, match="no column seed, score, success"):
         read_episodes(tmp_path / "other.csv")
     assert main(["compare", f"a={a}"]) == 2
-    assert "compare takes a=EVAL_DIR b=EVAL_DIR" in capsys.readouterr().err
+    assert "compare takes a=EVAL_DIR[,EVAL_DIR...] b=EVAL_DIR[,...] [out=DIR] (got a)" in capsys.readouterr().err
