@@ -378,6 +378,7 @@ RULES: dict[str, Rule] = {
     "inference.noise_scale": _number(1.0, above=0),
     "inference.temperature": _number(1.0, above=0),
     "inference.temporal_ensemble": _optional(_number(0.01, at_least=0), 0.01),  # null: off
+    "inference.coherence_samples": _optional(_integer(2), 16),  # null: off
     "bench.temperature": _optional(_number(1.0, above=0), 0.7),  # null: each run's own
     "eval.nfe": _optional(_integer(1), 10),  # null: the checkpoint's inference.nfe
     "deploy.nfe": _optional(_integer(1), 10),

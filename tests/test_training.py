@@ -8,6 +8,7 @@ import torch
 
 from fmpolicy.errors import UserError
 from fmpolicy.policy import Policy, load_policy
+from fmpolicy.policy.api import BackwardCoherence
 from fmpolicy.policy.checkpoint import load_checkpoint
 from tests.conftest import tiny_config
 
@@ -84,6 +85,39 @@ def test_temporal_ensemble_averages_each_chunks_action_for_this_step(tiny_run):
     np.testing.assert_allclose(got[2], want, rtol=1e-5, atol=1e-5)
     ensembled.reset()
     np.testing.assert_allclose(ensembled.select_action(obs), chunks[0][:, 0], rtol=1e-6)
+
+
+def test_backward_coherence_keeps_the_sample_that_continues_the_last_plan():
+    coherence = BackwardCoherence(executed=2)
+    up, down = np.arange(6.0), -np.arange(6.0)  # two modes of a 1-D action, 6 steps
+    first = np.stack([up, down])[None, :, :, None]  # (batch 1, 2 samples, 6 steps, 1)
+    np.testing.assert_array_equal(coherence.choose(first)[0, :, 0], up)  # no plan yet: the first sample
+    # two steps later the last plan goes on 2, 3, 4, 5: the sample continuing it wins, whatever its place
+    later = np.stack([down + 2, up + 2])[None, :, :, None]
+    np.testing.assert_array_equal(coherence.choose(later)[0, :, 0], up + 2)
+    coherence.reset()
+    np.testing.assert_array_equal(coherence.choose(later)[0, :, 0], down + 2)
+
+
+def test_coherence_samples_act_on_the_sample_nearest_the_last_chunks_tail(tiny_run):
+    _, result = tiny_run
+    obs = {"keypoint": np.random.default_rng(6).uniform(100, 400, (3, 2, 9, 2)), "agent_pos": np.full((3, 2, 2), 250.0)}
+    plain = load_policy(result.checkpoint, seed=8)
+    np.testing.assert_array_equal(
+        plain.predict_action_samples(obs, 1)[:, 0], load_policy(result.checkpoint, seed=8).predict_action_chunk(obs)
+    )
+    plain.reset()
+    first, second = (plain.predict_action_samples(obs, 4)[:, :, 1:] for _ in range(2))  # this step's action first
+    assert first.shape == (3, 4, 15, 2) and not np.array_equal(first[:, 0], first[:, 1])
+    coherent = load_policy(result.checkpoint, seed=8, overrides={"inference.coherence_samples": 4})
+    np.testing.assert_array_equal(coherent.predict_action(obs), first[:, 0, :8])
+    gaps = ((second[:, :, :7] - first[:, :1, 8:]) ** 2).sum(axis=(2, 3))
+    np.testing.assert_array_equal(coherent.predict_action(obs), second[np.arange(3), gaps.argmin(1), :8])
+    with pytest.raises(UserError, match="set one of them to null"):
+        overrides = {"inference.coherence_samples": 4, "inference.temporal_ensemble": 0.1, "policy.n_action_steps": 1}
+        load_policy(result.checkpoint, overrides=overrides)
+    with pytest.raises(UserError, match="inference.coherence_samples=1"):
+        load_policy(result.checkpoint, overrides={"inference.coherence_samples": 1})
 
 
 def test_load_policy_fills_inference_keys_an_older_checkpoint_lacks(tiny_run, tmp_path):

@@ -68,7 +68,9 @@ class Policy:
     the last chunk's ``n_action_steps`` actions are spent. With
     ``inference.temporal_ensemble`` set (and ``policy.n_action_steps`` 1) every
     call replans and returns the mean of every chunk's prediction for this step
-    (``TemporalEnsemble``).
+    (``TemporalEnsemble``). With ``inference.coherence_samples`` K set, each replanning draws K chunks in
+    one batched call and acts on the one that best continues the last chunk's unexecuted actions
+    (``BackwardCoherence``).
     """
 
     EPISODE_BLOCK = 16  # rows per network call after reset(episode_seeds)
@@ -93,14 +95,23 @@ class Policy:
                 f"{self.n_action_steps}: add policy.n_action_steps=1"
             )
         self.ensemble = TemporalEnsemble(float(coeff)) if coeff is not None else None
+        samples = cfg["inference"].get("coherence_samples")
+        if samples is not None and self.ensemble is not None:
+            raise UserError(
+                "inference.coherence_samples and inference.temporal_ensemble both set: they are two ways of "
+                "keeping consecutive chunks consistent; set one of them to null"
+            )
+        self.coherence = BackwardCoherence(self.n_action_steps) if samples is not None else None
+        self.samples = int(samples or 1)
         self._queue: deque[np.ndarray] = deque()
         self.reset()
 
     def reset(self, episode_seeds: list[int] | None = None) -> None:
         self.generator.manual_seed(self.seed)
         self._queue.clear()
-        if self.ensemble is not None:
-            self.ensemble.reset()
+        for memory in (self.ensemble, self.coherence):
+            if memory is not None:
+                memory.reset()
         self.row_generators = None
         if episode_seeds is not None:
             self.row_generators = [
@@ -134,14 +145,22 @@ class Policy:
             out[key] = torch.as_tensor(arr, device=self.device)
         return out
 
-    @torch.no_grad()
     def predict_action_chunk(
         self, obs: dict[str, Any], nfe: int | None = None, solver: str | None = None
     ) -> np.ndarray:
         """The whole predicted chunk ``(batch, horizon, action_dim)`` in environment units."""
+        return self.predict_action_samples(obs, 1, nfe, solver)[:, 0]
+
+    @torch.no_grad()
+    def predict_action_samples(
+        self, obs: dict[str, Any], samples: int, nfe: int | None = None, solver: str | None = None
+    ) -> np.ndarray:
+        """``samples`` whole chunks per observation ``(batch, samples, horizon, action_dim)``, from one network
+        call per solver step (each sample its own latent; with one sample, the latent ``predict_action_chunk``
+        draws)."""
         x = self._obs_tensors(obs)
         batch = len(next(iter(x.values())))
-        noise = self._noise(batch).to(self.device)
+        noise = torch.stack([self._noise(batch) for _ in range(samples)], dim=1).to(self.device)
         if self.row_generators is None:
             return self._sample(x, noise, solver, nfe)
         # One episode per row: run in blocks of a fixed size (the last one padded), so that a row's numbers
@@ -155,12 +174,18 @@ class Policy:
         return np.concatenate(out)
 
     def _sample(self, x: dict[str, torch.Tensor], noise: torch.Tensor, solver: str | None, nfe: int | None):
-        cond = self.model.condition(x)
-        action = self.model.sample(cond, noise, solver or self.solver, nfe or self.nfe)
-        return self.model.action_norm.unnormalize(action).cpu().numpy()
+        """Chunks for latents ``noise`` ``(rows, samples, horizon, action_dim)``, each sample of a row on its
+        observation."""
+        rows, samples = noise.shape[:2]
+        cond = self.model.condition(x).repeat_interleave(samples, dim=0)
+        action = self.model.sample(cond, noise.flatten(0, 1), solver or self.solver, nfe or self.nfe)
+        return self.model.action_norm.unnormalize(action).cpu().numpy().reshape(noise.shape)
 
     def predict_action(self, obs: dict[str, Any], nfe: int | None = None, solver: str | None = None) -> np.ndarray:
         """The next ``n_action_steps`` actions ``(batch, n_action_steps, action_dim)``, from this step on."""
+        if self.coherence is not None:
+            samples = self.predict_action_samples(obs, self.samples, nfe, solver)[:, :, self.n_obs_steps - 1 :]
+            return self.coherence.choose(samples)[:, : self.n_action_steps]
         future = self.predict_action_chunk(obs, nfe, solver)[:, self.n_obs_steps - 1 :]
         if self.ensemble is not None:
             return self.ensemble.add(future)[:, None]
@@ -200,6 +225,37 @@ class TemporalEnsemble:
         weights = np.exp(-self.coeff * np.arange(n))
         here = np.stack([c[:, n - 1 - i] for i, c in enumerate(self.chunks)])  # each chunk's action for now
         return np.tensordot(weights / weights.sum(), here, axes=1).astype(chunk.dtype)
+
+
+class BackwardCoherence:
+    """Bidirectional Decoding's backward coherence (Liu et al., 2024): of several chunks sampled for the
+    same observation, act on the one closest (squared distance, environment units) to what the last
+    chosen chunk planned for the steps it did not execute.
+
+    A multimodal policy sampled afresh at every replanning can switch modes between chunks (go round the
+    T on the other side); this keeps the plan it is executing unless every sample departs from it.
+    ``choose`` takes ``(batch, samples, length, action_dim)`` chunks whose first action is for this
+    step; the first call after ``reset`` takes each row's first sample.
+    """
+
+    def __init__(self, executed: int) -> None:
+        self.executed = executed  # actions of each chosen chunk executed before the next replanning
+        self.last: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self.last = None
+
+    def choose(self, samples: np.ndarray) -> np.ndarray:
+        rows = np.arange(len(samples))
+        if self.last is None or len(self.last) != len(samples):
+            best = np.zeros(len(samples), int)
+        else:
+            planned = self.last[:, self.executed :]  # the last plan's unexecuted tail, from this step on
+            overlap = min(planned.shape[1], samples.shape[2])
+            gap = samples[:, :, :overlap] - planned[:, None, :overlap]
+            best = np.einsum("bsla,bsla->bs", gap, gap).argmin(axis=1)
+        self.last = samples[rows, best]
+        return self.last
 
 
 def _pad_rows(t: torch.Tensor, rows: int) -> torch.Tensor:
