@@ -30,3 +30,4 @@ ev "$OUT/ft_mle" 2 && ev "$OUT/ft_mle" 2 "$K" && cmp "$FT" "${FT}_bid$K" plain
 ev "$OUT/fm" 10 && cmp "$FM10" "${FT}_bid$K" fm10 && cmp "$FM10" "$FT" fm10
 ev "$OUT/fm" 2 && ev "$OUT/fm" 2 "$K" && cmp "$FM2" "${FM2}_bid$K" plain
 ev "$OUT/fm" 10 "$K" && cmp "$FM10" "${FM10}_bid$K" plain && cmp "${FM10}_bid$K" "${FT}_bid$K" fm10_bid
+ev "$OUT/ft_mle" 2 2 && cmp "$FT" "${FT}_bid2" plain # fewer samples to choose from
