@@ -95,6 +95,8 @@ def test_backward_coherence_keeps_the_sample_that_continues_the_last_plan():
     # two steps later the last plan goes on 2, 3, 4, 5: the sample continuing it wins, whatever its place
     later = np.stack([down + 2, up + 2])[None, :, :, None]
     np.testing.assert_array_equal(coherence.choose(later)[0, :, 0], up + 2)
+    with pytest.raises(UserError, match="call reset"):
+        coherence.choose(np.concatenate([later, later]))
     coherence.reset()
     np.testing.assert_array_equal(coherence.choose(later)[0, :, 0], down + 2)
 

@@ -233,7 +233,7 @@ class BackwardCoherence:
     chosen chunk planned for the steps it did not execute.
 
     A multimodal policy sampled afresh at every replanning can switch modes between chunks (go round the
-    T on the other side); this keeps the plan it is executing unless every sample departs from it.
+    T on the other side); this keeps to the plan it is executing as closely as the samples allow.
     ``choose`` takes ``(batch, samples, length, action_dim)`` chunks whose first action is for this
     step; the first call after ``reset`` takes each row's first sample.
     """
@@ -247,7 +247,12 @@ class BackwardCoherence:
 
     def choose(self, samples: np.ndarray) -> np.ndarray:
         rows = np.arange(len(samples))
-        if self.last is None or len(self.last) != len(samples):
+        if self.last is not None and len(self.last) != len(samples):
+            raise UserError(
+                f"backward coherence got {len(samples)} observations after {len(self.last)}: "
+                "call reset() when the batch changes"
+            )
+        if self.last is None:
             best = np.zeros(len(samples), int)
         else:
             planned = self.last[:, self.executed :]  # the last plan's unexecuted tail, from this step on
