@@ -3,7 +3,8 @@
 # in one batched call, act on the one nearest the last chunk's unexecuted actions) on the default pipeline's
 # checkpoints, real Push-T data (docs/results/pusht_few_step.md, "Backward coherence"). FT-FM at its NFE (2), FM
 # at NFE 2 and at NFE 10, each plain and with K samples, on the evaluation seeds (100000.., noise seed 0),
-# compared seed by seed (`fmpolicy compare`). Two torch threads, alone on the machine.
+# compared seed by seed (`fmpolicy compare`); then FT-FM with K=2, and with 4 executed steps per chunk plain and
+# with K samples. Two torch threads, alone on the machine.
 # Usage: bash scripts/experiments/pusht_coherence.sh   (OUT=runs/pl EPISODES=200 K=8; `fmpolicy pipeline out=$OUT`
 #        first, or this script runs it)
 set -euo pipefail
@@ -31,3 +32,11 @@ ev "$OUT/fm" 10 && cmp "$FM10" "${FT}_bid$K" fm10 && cmp "$FM10" "$FT" fm10
 ev "$OUT/fm" 2 && ev "$OUT/fm" 2 "$K" && cmp "$FM2" "${FM2}_bid$K" plain
 ev "$OUT/fm" 10 "$K" && cmp "$FM10" "${FM10}_bid$K" plain && cmp "${FM10}_bid$K" "${FT}_bid$K" fm10_bid
 ev "$OUT/ft_mle" 2 2 && cmp "$FT" "${FT}_bid2" plain # fewer samples to choose from
+# plans half as old when matched: 4 executed steps per chunk, plain and with K samples
+for k in "" "$K"; do
+  dir="$OUT/ft_mle/eval${N}_nfe2_nas4${k:+_bid$k}"
+  [ -f "$dir/metrics.json" ] || $F eval checkpoint="$OUT/ft_mle" eval.nfe=2 $E policy.n_action_steps=4 \
+    ${k:+inference.coherence_samples=$k} out="$dir"
+done
+cmp "$OUT/ft_mle/eval${N}_nfe2_nas4" "$OUT/ft_mle/eval${N}_nfe2_nas4_bid$K" plain
+cmp "$FT" "$OUT/ft_mle/eval${N}_nfe2_nas4" nas8
