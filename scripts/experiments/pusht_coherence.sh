@@ -16,10 +16,11 @@ N=${EPISODES:-200}
 K=${K:-8}
 E="eval.episodes=$N eval.videos=0"
 [ -f "$OUT/report.md" ] || $F pipeline out="$OUT"
-ev() { # RUN NFE [K]: RUN at NFE on the evaluation seeds, with K coherence samples when given (once)
-  local dir="$1/eval${N}_nfe$2${3:+_bid$3}"
+ev() { # RUN NFE [K]: RUN at NFE on the evaluation seeds, with K coherence samples when given (once);
+  # EXTRA: more eval keys, named in the folder by TAG
+  local dir="$1/eval${N}_nfe$2${TAG:-}${3:+_bid$3}"
   [ -f "$dir/metrics.json" ] ||
-    $F eval checkpoint="$1" eval.nfe="$2" $E ${3:+inference.coherence_samples=$3} out="$dir"
+    $F eval checkpoint="$1" eval.nfe="$2" $E ${EXTRA:-} ${3:+inference.coherence_samples=$3} out="$dir"
 }
 cmp() { # A B NAME: B - A seed by seed, into B/compare_NAME
   $F compare a="$1" b="$2" out="$2/compare_$3"
@@ -33,10 +34,7 @@ ev "$OUT/fm" 2 && ev "$OUT/fm" 2 "$K" && cmp "$FM2" "${FM2}_bid$K" plain
 ev "$OUT/fm" 10 "$K" && cmp "$FM10" "${FM10}_bid$K" plain && cmp "${FM10}_bid$K" "${FT}_bid$K" fm10_bid
 ev "$OUT/ft_mle" 2 2 && cmp "$FT" "${FT}_bid2" plain # fewer samples to choose from
 # plans half as old when matched: 4 executed steps per chunk, plain and with K samples
-for k in "" "$K"; do
-  dir="$OUT/ft_mle/eval${N}_nfe2_nas4${k:+_bid$k}"
-  [ -f "$dir/metrics.json" ] || $F eval checkpoint="$OUT/ft_mle" eval.nfe=2 $E policy.n_action_steps=4 \
-    ${k:+inference.coherence_samples=$k} out="$dir"
-done
-cmp "$OUT/ft_mle/eval${N}_nfe2_nas4" "$OUT/ft_mle/eval${N}_nfe2_nas4_bid$K" plain
-cmp "$FT" "$OUT/ft_mle/eval${N}_nfe2_nas4" nas8
+TAG=_nas4 EXTRA=policy.n_action_steps=4 ev "$OUT/ft_mle" 2
+TAG=_nas4 EXTRA=policy.n_action_steps=4 ev "$OUT/ft_mle" 2 "$K"
+cmp "${FT}_nas4" "${FT}_nas4_bid$K" plain
+cmp "$FT" "${FT}_nas4" nas8
