@@ -53,19 +53,12 @@ declare -A ARGS=(
 )
 ALL="ftsp ftsp_seed1 ftsp_seed2 ftsp_fm0 ftsp_fm1 sw10 ftsp_cn0.01 ftsp_onpol ftsp_e10 sw10_e10 np_fm0 np_fm0_seed1"
 RUNS=${RUNS:-$ALL}
-# shellcheck disable=SC2086  # each run's arguments are split on purpose
 for run in $RUNS; do
   [ -n "${ARGS[$run]+set}" ] || { echo "unknown run '$run'; RUNS takes: $ALL" >&2; exit 2; }
 done
+# shellcheck disable=SC2086  # each run's arguments are split on purpose
 for run in $RUNS; do finetune "$OUT/$run" ${ARGS[$run]}; done
 evals "$OUT/fm" eval.nfe=10
-if [ "$RUNS" = "$ALL" ]; then
-  RK4="inference.solver=rk4 inference.nfe=32 eval.nfe=32" # the accurate flow the sample pairs copy
-  [ -f "$OUT/fm/eval200_T0.5_rk4_32/metrics.json" ] ||
-    $F eval checkpoint="$OUT/fm" $E $RK4 out="$OUT/fm/eval200_T0.5_rk4_32" </dev/null
-  [ -f "$OUT/fm/eval200_T0.5_rk4_32_ns1/metrics.json" ] ||
-    $F eval checkpoint="$OUT/fm" $E $RK4 eval.noise_seed=1 out="$OUT/fm/eval200_T0.5_rk4_32_ns1" </dev/null
-fi
 for run in $RUNS; do
   evals "$OUT/$run"
   [ -f "$OUT/$run/compare_vs_fm10/compare.json" ] || # paired, the two noise draws averaged per seed
@@ -73,6 +66,11 @@ for run in $RUNS; do
       b="$OUT/$run/eval200_T0.5,$OUT/$run/eval200_T0.5_ns1" out="$OUT/$run/compare_vs_fm10"
 done
 if [ "$RUNS" = "$ALL" ]; then
+  RK4="inference.solver=rk4 inference.nfe=32 eval.nfe=32" # the accurate flow the sample pairs copy
+  [ -f "$OUT/fm/eval200_T0.5_rk4_32/metrics.json" ] ||
+    $F eval checkpoint="$OUT/fm" $E $RK4 out="$OUT/fm/eval200_T0.5_rk4_32" </dev/null
+  [ -f "$OUT/fm/eval200_T0.5_rk4_32_ns1/metrics.json" ] ||
+    $F eval checkpoint="$OUT/fm" $E $RK4 eval.noise_seed=1 out="$OUT/fm/eval200_T0.5_rk4_32_ns1" </dev/null
   $F compare a="$OUT/fm/eval200_T0.5" b="$OUT/fm/eval200_T0.5_rk4_32" out="$OUT/fm/compare_rk4_vs_euler10"
   for run in ftsp_e10 sw10_e10; do
     $F compare a="$OUT/fm/eval200_T0.5" b="$OUT/$run/eval200_T0.5" out="$OUT/$run/compare200_vs_fm10"
