@@ -19,15 +19,15 @@ ev() { # RUN DIR KEY=VALUE...: one 200-episode evaluation into RUN/DIR, skipped 
   [ -f "$run/$dir/metrics.json" ] ||
     $F eval checkpoint="$run" eval.episodes=200 eval.videos=0 "$@" out="$run/$dir" </dev/null
 }
-cmp() { # OUT A B: paired comparison, each side the two noise draws (PREFIX_ns0,PREFIX_ns1 or as given)
+paired() { # OUT A B: fmpolicy compare of A and B (each comma-separated draws, averaged per seed) into OUT
   [ -f "$1/compare.json" ] || $F compare a="$2" b="$3" out="$1"
 }
 # Expert data: fine-tune the default FT-FM, evaluate it and FM at NFE 10 plain (kitchen_expert_ft.sh), then K=8.
 OUT=$KD RUNS=ftsp bash scripts/experiments/kitchen_expert_ft.sh
 for s in 0 1; do ev "$KD/ftsp" "eval200_T0.5_coh8_ns$s" inference.temperature=0.5 eval.noise_seed=$s $K; done
 ftsp_k8="$KD/ftsp/eval200_T0.5_coh8_ns0,$KD/ftsp/eval200_T0.5_coh8_ns1"
-cmp "$KD/ftsp/compare_coh8_2draws" "$KD/ftsp/eval200_T0.5,$KD/ftsp/eval200_T0.5_ns1" "$ftsp_k8"
-cmp "$KD/ftsp/compare_coh8_vs_fm10" "$KD/fm/eval200_T0.5,$KD/fm/eval200_T0.5_ns1" "$ftsp_k8"
+paired "$KD/ftsp/compare_coh8_2draws" "$KD/ftsp/eval200_T0.5,$KD/ftsp/eval200_T0.5_ns1" "$ftsp_k8"
+paired "$KD/ftsp/compare_coh8_vs_fm10" "$KD/fm/eval200_T0.5,$KD/fm/eval200_T0.5_ns1" "$ftsp_k8"
 # Real data: the FM (7,000 steps) and FT-FM at NFE 2 without pairs and regularizer, as kitchen_real_pairs.sh makes them.
 [ -f "$KR/fm/train_summary.json" ] ||
   $F train task=kitchen_lowdim method=fm train.steps=7000 train.threads="$OMP_NUM_THREADS" out="$KR/fm"
@@ -39,15 +39,15 @@ for s in 0 1; do
   ev "$ft" "eval200_nfe2_ns$s" eval.nfe=2 eval.noise_seed=$s
   ev "$ft" "eval200_nfe2_coh8_ns$s" eval.nfe=2 eval.noise_seed=$s $K
 done
-cmp "$ft/compare_coh8_2draws" "$ft/eval200_nfe2_ns0,$ft/eval200_nfe2_ns1" "$ft/eval200_nfe2_coh8_ns0,$ft/eval200_nfe2_coh8_ns1"
-cmp "$ft/compare_coh8_vs_fm10" "$KR/fm/eval200_nfe10_ns0,$KR/fm/eval200_nfe10_ns1" \
+paired "$ft/compare_coh8_2draws" "$ft/eval200_nfe2_ns0,$ft/eval200_nfe2_ns1" "$ft/eval200_nfe2_coh8_ns0,$ft/eval200_nfe2_coh8_ns1"
+paired "$ft/compare_coh8_vs_fm10" "$KR/fm/eval200_nfe10_ns0,$KR/fm/eval200_nfe10_ns1" \
   "$ft/eval200_nfe2_coh8_ns0,$ft/eval200_nfe2_coh8_ns1"
 # FM at NFE 10 with K=8 (on expert data it stayed 4.000 / 1.000 on noise seed 0).
 for s in 0 1; do
   ev "$KR/fm" "eval200_nfe10_coh8_ns$s" eval.nfe=10 eval.noise_seed=$s $K
   ev "$KD/fm" "eval200_T0.5_coh8_ns$s" eval.nfe=10 inference.temperature=0.5 eval.noise_seed=$s $K
 done
-cmp "$KR/fm/compare_coh8_2draws" "$KR/fm/eval200_nfe10_ns0,$KR/fm/eval200_nfe10_ns1" \
+paired "$KR/fm/compare_coh8_2draws" "$KR/fm/eval200_nfe10_ns0,$KR/fm/eval200_nfe10_ns1" \
   "$KR/fm/eval200_nfe10_coh8_ns0,$KR/fm/eval200_nfe10_coh8_ns1"
-cmp "$KD/fm/compare_coh8_2draws" "$KD/fm/eval200_T0.5,$KD/fm/eval200_T0.5_ns1" \
+paired "$KD/fm/compare_coh8_2draws" "$KD/fm/eval200_T0.5,$KD/fm/eval200_T0.5_ns1" \
   "$KD/fm/eval200_T0.5_coh8_ns0,$KD/fm/eval200_T0.5_coh8_ns1"
