@@ -28,17 +28,10 @@ for s in 0 1; do ev "$KD/ftsp" "eval200_T0.5_coh8_ns$s" inference.temperature=0.
 ftsp_k8="$KD/ftsp/eval200_T0.5_coh8_ns0,$KD/ftsp/eval200_T0.5_coh8_ns1"
 paired "$KD/ftsp/compare_coh8_2draws" "$KD/ftsp/eval200_T0.5,$KD/ftsp/eval200_T0.5_ns1" "$ftsp_k8"
 paired "$KD/ftsp/compare_coh8_vs_fm10" "$KD/fm/eval200_T0.5,$KD/fm/eval200_T0.5_ns1" "$ftsp_k8"
-# Real data: the FM (7,000 steps) and FT-FM at NFE 2 without pairs and regularizer, as kitchen_real_pairs.sh makes them.
-[ -f "$KR/fm/train_summary.json" ] ||
-  $F train task=kitchen_lowdim method=fm train.steps=7000 train.threads="$OMP_NUM_THREADS" out="$KR/fm"
+# Real data: the FM and FT-FM at NFE 2 without pairs and regularizer, evaluated plain (kitchen_real_pairs.sh), then K=8.
+OUT=$KR RUNS=ft_plain_fmw0 NOISE_SEEDS="0 1" bash scripts/experiments/kitchen_real_pairs.sh
 ft=$KR/ft_plain_fmw0
-[ -f "$ft/train_summary.json" ] || $F finetune checkpoint="$KR/fm" method=ft_mle inference.nfe=2 train.steps=1200 \
-  method.max_windows=2048 method.sample_weight=0 method.fm_weight=0 train.threads="$OMP_NUM_THREADS" out="$ft"
-for s in 0 1; do
-  ev "$KR/fm" "eval200_nfe10_ns$s" eval.nfe=10 eval.noise_seed=$s
-  ev "$ft" "eval200_nfe2_ns$s" eval.nfe=2 eval.noise_seed=$s
-  ev "$ft" "eval200_nfe2_coh8_ns$s" eval.nfe=2 eval.noise_seed=$s $K
-done
+for s in 0 1; do ev "$ft" "eval200_nfe2_coh8_ns$s" eval.nfe=2 eval.noise_seed=$s $K; done
 paired "$ft/compare_coh8_2draws" "$ft/eval200_nfe2_ns0,$ft/eval200_nfe2_ns1" "$ft/eval200_nfe2_coh8_ns0,$ft/eval200_nfe2_coh8_ns1"
 paired "$ft/compare_coh8_vs_fm10" "$KR/fm/eval200_nfe10_ns0,$KR/fm/eval200_nfe10_ns1" \
   "$ft/eval200_nfe2_coh8_ns0,$ft/eval200_nfe2_coh8_ns1"

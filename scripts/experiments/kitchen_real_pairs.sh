@@ -8,14 +8,16 @@
 # Then (2026-12-07, evening) the same without the FM regularizer (method.fm_weight=0, as the Push-T pipeline
 # fine-tunes; untried on this data; two network passes per step instead of three), for 1,200 and 2,400 steps,
 # and 1,200 steps with a second fine-tuning seed.
-# Two torch threads, alone on the machine. Usage: bash scripts/experiments/kitchen_real_pairs.sh  (OUT=runs/krp)
+# Two torch threads, alone on the machine. Usage: bash scripts/experiments/kitchen_real_pairs.sh  (OUT=runs/krp;
+# RUNS="ft_plain_fmw0" NOISE_SEEDS="0 1" for some runs and draws only: the FM and its evaluations either way, the
+# comparisons only for all runs)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 F=${F:-.venv/bin/fmpolicy}
 OUT=${OUT:-runs/krp}
 T="train.threads=$OMP_NUM_THREADS"
-NOISE_SEEDS="0 1 2" # eval.noise_seed of every evaluation
+NOISE_SEEDS=${NOISE_SEEDS:-0 1 2} # eval.noise_seed of every evaluation
 [ -f "$OUT/fm/train_summary.json" ] || $F train task=kitchen_lowdim method=fm train.steps=7000 "$T" out="$OUT/fm"
 finetune() { # NAME KEY=VALUE...
   local name=$1
@@ -29,17 +31,25 @@ evals() { # RUN NFE: the 200 evaluation seeds, every noise seed
       eval.videos=0 eval.noise_seed="$s" out="$1/eval200_nfe$2_ns$s"
   done
 }
+declare -A ARGS=(
+  [ft_plain]="method.sample_weight=0"
+  [ft_pairs]=""
+  [ft_plain_fmw0]="method.sample_weight=0 method.fm_weight=0"
+  [ft_plain_fmw0_2400]="method.sample_weight=0 method.fm_weight=0 train.steps=2400"
+  [ft_plain_fmw0_seed1]="method.sample_weight=0 method.fm_weight=0 seed=1"
+)
+ALL="ft_plain ft_pairs ft_plain_fmw0 ft_plain_fmw0_2400 ft_plain_fmw0_seed1"
+RUNS=${RUNS:-$ALL}
+for run in $RUNS; do
+  [ -n "${ARGS[$run]+set}" ] || { echo "unknown run '$run'; RUNS takes: $ALL" >&2; exit 2; }
+done
 evals "$OUT/fm" 10
-finetune ft_plain method.sample_weight=0
-evals "$OUT/ft_plain" 2
-finetune ft_pairs
-evals "$OUT/ft_pairs" 2
-finetune ft_plain_fmw0 method.sample_weight=0 method.fm_weight=0
-evals "$OUT/ft_plain_fmw0" 2
-finetune ft_plain_fmw0_2400 method.sample_weight=0 method.fm_weight=0 train.steps=2400
-evals "$OUT/ft_plain_fmw0_2400" 2
-finetune ft_plain_fmw0_seed1 method.sample_weight=0 method.fm_weight=0 seed=1
-evals "$OUT/ft_plain_fmw0_seed1" 2
+for run in $RUNS; do
+  # shellcheck disable=SC2086  # each run's arguments are split on purpose
+  finetune "$run" ${ARGS[$run]}
+  evals "$OUT/$run" 2
+done
+[ "$RUNS" = "$ALL" ] || exit 0 # the comparisons below need every run
 draws() { # RUN NFE -> its evaluations, comma-separated, as compare takes them
   local s dirs=()
   for s in $NOISE_SEEDS; do dirs+=("$1/eval200_nfe$2_ns$s"); done
